@@ -1,0 +1,63 @@
+# movierec: every target installs what it needs first, so each works on a fresh clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATASET ?= ml-100k
+# Optional: a PyTorch wheel index for machines where PyPI's torch is the CUDA build,
+# e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
+TORCH_VERSION ?= 2.13.0
+PYTEST_ARGS ?=
+
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export RAY_DASHBOARD_HOST := 127.0.0.1
+
+.PHONY: help install data artifacts eval eval-served bench run serve stop redis-start redis-stop \
+        test test-unit lint format monitor clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip wheel
+	@# torch first, pinned, in its own step: a loose range would pull the multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" \
+		$(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL),)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install the project with its dev tools.
+
+data: $(STAMP) ## Fetch and normalize the MovieLens variant (DATASET=ml-100k).
+	$(BIN)/python -m models.data --variant $(DATASET)
+
+test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis/Ray).
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## Only the tests that need no services and train nothing.
+	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy movierec models deployments benchmarks
+
+format: $(STAMP) ## Apply ruff's fixes and formatting.
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+redis-start: $(STAMP) ## Start the embedded Redis (skipped when REDIS_URL is set).
+	$(BIN)/python -m movierec.redis_server start
+
+redis-stop: $(STAMP) ## Stop the embedded Redis.
+	$(BIN)/python -m movierec.redis_server stop
+
+clean: ## Remove build caches (keeps .venv, data and artifacts).
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info

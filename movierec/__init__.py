@@ -1,0 +1,3 @@
+"""movierec: shared configuration and infrastructure for the offline and online stages."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""Process-wide configuration, read from environment variables (and `.env`).
+
+Every knob has a default that works on a fresh clone; see README "Configuration".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the CLI, the offline pipeline and the deployments."""
+
+    model_config = SettingsConfigDict(env_prefix="MOVIEREC_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="Datasets and their cache.")
+    run_dir: Path = Field(
+        default=PROJECT_ROOT / "run", description="PID files, logs and the embedded Redis data."
+    )
+    artifacts_dir: Path = Field(
+        default=PROJECT_ROOT / "artifacts", description="Models, embeddings, features, manifest."
+    )
+    dataset: str = Field(default="ml-100k", description="MovieLens variant to load.")
+    dataset_dir: Path | None = Field(
+        default=None, description="Explicit local directory holding the raw dataset files."
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "MOVIEREC_REDIS_URL"),
+        description="External Redis (with the search module). Unset: use the embedded one.",
+    )
+    redis_port: int = Field(
+        default=0, ge=0, le=65535, description="Embedded Redis port; 0 picks a free one."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Returns the cached settings of this process."""
+    return Settings()
