@@ -1,10 +1,19 @@
-"""Suite-wide pytest configuration."""
+"""Suite-wide pytest configuration and fixtures.
+
+``embedded_redis_url`` starts one real, throwaway Redis (redis-server + RediSearch, random
+port, private temp dir) per session; ``redis_client`` hands a test a client on it after
+``FLUSHALL``. Neither reads ``REDIS_URL``: a test must never flush a real Redis.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+import redis
+
+from movierec.redis_server import embedded_redis
 
 # TFRS 0.7.7 on TF 2.21 needs the legacy Keras; this must be set before TF is imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -20,3 +29,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped and session.exitstatus == 0:
         reporter.write_line(f"CI: {len(skipped)} test(s) skipped; failing the run.", red=True)
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def embedded_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL (password included) of a session-wide throwaway embedded Redis."""
+    with embedded_redis(tmp_path_factory.mktemp("embedded-redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_client(embedded_redis_url: str) -> Iterator[redis.Redis]:
+    """A client on the session's embedded Redis, emptied (keys and indexes) first."""
+    client = redis.Redis.from_url(embedded_redis_url)
+    client.flushall()
+    try:
+        yield client
+    finally:
+        client.close()
