@@ -733,7 +733,8 @@ def _render_config(
             f"dir {_conf_quote(paths.data_dir)}",
             f"logfile {_conf_quote(paths.log_file)}",
             f"pidfile {_conf_quote(paths.pid_file)}",
-            f"loadmodule {_conf_quote(binaries.search_module)}",
+            # A query that times out must fail loudly, not return fewer than k results.
+            f"loadmodule {_conf_quote(binaries.search_module)} ON_TIMEOUT FAIL",
             save,
             "appendonly no",
             "enable-debug-command no",
