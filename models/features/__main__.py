@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.features.snapshots import SnapshotConfig
-from models.features.store import build_feature_store, feast_env
+from models.features.store import DEFAULT_PROJECT, build_feature_store, feast_env
 
 
 def _settings_defaults() -> tuple[str | None, Path, Path]:
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--redis-url", default=redis_url, help="redis://:PASSWORD@HOST:PORT/DB")
         p.add_argument("--data-dir", type=Path, default=data_dir, help="parquet + registry dir")
         p.add_argument("--registry", type=Path, default=None, help="default: DATA_DIR/registry.db")
+        p.add_argument("--project", default=DEFAULT_PROJECT, help="Feast project name")
     build.add_argument("--tables", type=Path, default=tables_dir, help="normalized tables dir")
     build.add_argument("--cadence-days", type=float, default=7.0)
     build.add_argument("--no-materialize", action="store_true")
@@ -55,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--redis-url (or REDIS_URL) is required")
 
     if args.command == "env":
-        for key, value in feast_env(args.redis_url, args.data_dir, args.registry).items():
+        for key, value in feast_env(
+            args.redis_url, args.data_dir, args.registry, args.project
+        ).items():
             print(f"export {key}={shlex.quote(value)}")
         return
 
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         registry_path=args.registry,
         config=SnapshotConfig(cadence=timedelta(days=args.cadence_days)),
         materialize_online=not args.no_materialize,
+        project=args.project,
     )
     print(
         json.dumps(

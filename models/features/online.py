@@ -27,6 +27,7 @@ from feast.online_response import OnlineResponse
 
 from models.features.store import (
     CONTROLLER_SERVICE,
+    DEFAULT_PROJECT,
     RANKER_MOVIE_SERVICE,
     RANKER_SERVICE,
     feature_refs,
@@ -74,7 +75,7 @@ class OnlineFeatures:
     the store does not know) is re-read per view, where unknown movies come back as None.
     """
 
-    _shared: ClassVar[dict[tuple[str, str], OnlineFeatures]] = {}
+    _shared: ClassVar[dict[tuple[str, str, str], OnlineFeatures]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -107,19 +108,29 @@ class OnlineFeatures:
                     self._movie_service = service
 
     @classmethod
-    def open(cls, redis_url: str, registry_path: Path | str, **kwargs: Any) -> OnlineFeatures:
+    def open(
+        cls,
+        redis_url: str,
+        registry_path: Path | str,
+        project: str = DEFAULT_PROJECT,
+        **kwargs: Any,
+    ) -> OnlineFeatures:
         """A new reader on the registry at `registry_path` and the Redis at `redis_url`."""
-        store = open_store(redis_url, registry_path=registry_path, overrides=READER_OVERRIDES)
+        store = open_store(
+            redis_url, registry_path=registry_path, project=project, overrides=READER_OVERRIDES
+        )
         return cls(store, **kwargs)
 
     @classmethod
-    def shared(cls, redis_url: str, registry_path: Path | str) -> OnlineFeatures:
-        """The process-wide reader for this Redis and registry (created on first use)."""
-        key = (redis_url, str(Path(registry_path).resolve()))
+    def shared(
+        cls, redis_url: str, registry_path: Path | str, project: str = DEFAULT_PROJECT
+    ) -> OnlineFeatures:
+        """The process-wide reader for this Redis, registry and project (made on first use)."""
+        key = (redis_url, str(Path(registry_path).resolve()), project)
         with cls._shared_lock:
             reader = cls._shared.get(key)
             if reader is None:
-                reader = cls._shared[key] = cls.open(redis_url, registry_path)
+                reader = cls._shared[key] = cls.open(redis_url, registry_path, project)
             return reader
 
     # --- reads -------------------------------------------------------------------------------

@@ -46,6 +46,10 @@ DEFINITIONS_FILE = FEATURE_REPO_DIR / "movierec_repo.py"
 ENV_REDIS = "MOVIEREC_FEAST_REDIS"
 ENV_REGISTRY = "MOVIEREC_FEAST_REGISTRY"
 ENV_DATA_DIR = "MOVIEREC_FEAST_DATA_DIR"
+ENV_PROJECT = "MOVIEREC_FEAST_PROJECT"
+# One Feast project per artifacts tree (see ArtifactLayout.feast_project), so that several
+# trees can share one Redis; "movierec" for a plain CLI session.
+DEFAULT_PROJECT = "movierec"
 
 RANKER_SERVICE = "ranker_v1"
 RANKER_MOVIE_SERVICE = "ranker_movie_v1"
@@ -107,6 +111,7 @@ def feast_env(
     redis_url: str,
     data_dir: Path | str | None = None,
     registry_path: Path | str | None = None,
+    project: str = DEFAULT_PROJECT,
 ) -> dict[str, str]:
     """The variables feature_store.yaml and movierec_repo.py read.
 
@@ -115,7 +120,7 @@ def feast_env(
     """
     if data_dir is None and registry_path is None:
         raise ValueError("need data_dir or registry_path")
-    env = {ENV_REDIS: redis_url_to_feast(redis_url)}
+    env = {ENV_REDIS: redis_url_to_feast(redis_url), ENV_PROJECT: project}
     if data_dir is not None:
         env[ENV_DATA_DIR] = str(Path(data_dir).resolve())
     registry = Path(registry_path) if registry_path else Path(env[ENV_DATA_DIR]) / REGISTRY_FILE
@@ -142,7 +147,8 @@ def load_repo_config(
 
     expanded = _VAR.sub(substitute, (repo_path / "feature_store.yaml").read_text())
     raw = yaml.safe_load(expanded)
-    unresolved = [n for n in (ENV_REDIS, ENV_REGISTRY) if "${" + n + "}" in json.dumps(raw)]
+    names = (ENV_REDIS, ENV_REGISTRY, ENV_PROJECT)
+    unresolved = [n for n in names if "${" + n + "}" in json.dumps(raw)]
     if unresolved:
         raise ValueError(f"feature_store.yaml needs {', '.join(unresolved)}")
     if overrides:
@@ -167,10 +173,12 @@ def open_store(
     data_dir: Path | str | None = None,
     registry_path: Path | str | None = None,
     *,
+    project: str = DEFAULT_PROJECT,
     overrides: Mapping[str, Any] | None = None,
 ) -> FeatureStore:
-    """A FeatureStore on feature_repo/ with this Redis and registry (see `feast_env`)."""
-    config = load_repo_config(feast_env(redis_url, data_dir, registry_path), overrides=overrides)
+    """A FeatureStore on feature_repo/ with this Redis, registry and project (see `feast_env`)."""
+    env = feast_env(redis_url, data_dir, registry_path, project)
+    config = load_repo_config(env, overrides=overrides)
     return FeatureStore(repo_path=str(FEATURE_REPO_DIR), config=config)
 
 
@@ -346,6 +354,7 @@ def build_feature_store(
     registry_path: Path | str | None = None,
     config: SnapshotConfig | None = None,
     materialize_online: bool = True,
+    project: str = DEFAULT_PROJECT,
 ) -> BuildReport:
     """The whole offline step: snapshots -> parquet -> feast apply -> materialize to Redis.
 
@@ -361,7 +370,7 @@ def build_feature_store(
     write_sources(tables, data_dir)
     seconds["write_parquet"] = time.perf_counter() - t0
 
-    env = feast_env(redis_url, data_dir, registry_path)
+    env = feast_env(redis_url, data_dir, registry_path, project)
     t0 = time.perf_counter()
     store = FeatureStore(repo_path=str(FEATURE_REPO_DIR), config=load_repo_config(env))
     apply_definitions(store, data_dir)
