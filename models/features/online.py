@@ -126,7 +126,7 @@ class OnlineFeatures:
         cls, redis_url: str, registry_path: Path | str, project: str = DEFAULT_PROJECT
     ) -> OnlineFeatures:
         """The process-wide reader for this Redis, registry and project (made on first use)."""
-        key = (redis_url, str(Path(registry_path).resolve()), project)
+        key = (redis_url, str(Path(registry_path).absolute()), project)
         with cls._shared_lock:
             reader = cls._shared.get(key)
             if reader is None:

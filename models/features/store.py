@@ -116,15 +116,17 @@ def feast_env(
     """The variables feature_store.yaml and movierec_repo.py read.
 
     The registry defaults to data_dir/registry.db; a reader that only needs the registry
-    (online reads) may pass `registry_path` alone.
+    (online reads) may pass `registry_path` alone. Paths are made absolute but symlinks are
+    kept: the registry records source paths, and an artifacts tree is reached through a
+    symlink that later builds re-point.
     """
     if data_dir is None and registry_path is None:
         raise ValueError("need data_dir or registry_path")
     env = {ENV_REDIS: redis_url_to_feast(redis_url), ENV_PROJECT: project}
     if data_dir is not None:
-        env[ENV_DATA_DIR] = str(Path(data_dir).resolve())
+        env[ENV_DATA_DIR] = str(Path(data_dir).absolute())
     registry = Path(registry_path) if registry_path else Path(env[ENV_DATA_DIR]) / REGISTRY_FILE
-    env[ENV_REGISTRY] = str(registry.resolve())
+    env[ENV_REGISTRY] = str(registry.absolute())
     return env
 
 
@@ -204,7 +206,7 @@ def load_definitions(data_dir: Path | str) -> list[FeastObject]:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {DEFINITIONS_FILE}")
     module = importlib.util.module_from_spec(spec)
-    with _environ({ENV_DATA_DIR: str(Path(data_dir).resolve())}):
+    with _environ({ENV_DATA_DIR: str(Path(data_dir).absolute())}):
         spec.loader.exec_module(module)
     return [v for v in vars(module).values() if isinstance(v, FeastObject)]
 

@@ -1,0 +1,71 @@
+"""`python -m models.pipeline`: build every artifact serving needs (`make artifacts`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from models.data import DatasetError
+from models.pipeline.build import BuildOptions, build, steps_for
+from models.pipeline.layout import MODES, ArtifactLayout
+from models.pipeline.load import load_all
+from models.pipeline.runner import PipelineError
+from movierec.redis_server import RedisServerError
+from movierec.settings import get_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses arguments, runs the build, prints a summary; returns the exit code."""
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m models.pipeline", description=__doc__)
+    parser.add_argument("--variant", default=settings.dataset)
+    parser.add_argument("--mode", choices=MODES, default="eval")
+    parser.add_argument("--full", action="store_true", help="same as --mode full")
+    parser.add_argument("--force", action="store_true", help="rebuild unchanged steps too")
+    parser.add_argument("--artifacts-dir", type=str, default=str(settings.artifacts_dir))
+    parser.add_argument(
+        "--no-load", action="store_true", help="build files only; do not load them into Redis"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    options = BuildOptions(
+        variant=args.variant,
+        mode="full" if args.full else args.mode,
+        artifacts_dir=Path(args.artifacts_dir),
+        force=args.force,
+    )
+    layout = ArtifactLayout.of(options.artifacts_dir, options.variant, options.mode)
+    total = len(steps_for(layout, options))
+    started = time.perf_counter()
+    with tqdm(total=total, desc=f"artifacts {layout.variant}/{layout.mode}", unit="step") as bar:
+
+        def progress(name: str, status: str) -> None:
+            bar.set_postfix_str(f"{name}: {status}")
+            bar.update(1)
+
+        try:
+            manifest = build(options, on_step=progress)
+        except (DatasetError, PipelineError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: previous artifacts at {layout.root} were left intact", file=sys.stderr)
+            return 2
+    for name, record in manifest.steps.items():
+        print(f"  {name:<12} {record.seconds:8.1f} s  {record.metrics}")
+    if not args.no_load:
+        try:
+            for target, status in load_all(layout, manifest).items():
+                print(f"  redis: {target:<12} {status}")
+        except RedisServerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"artifacts ready at {layout.root} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

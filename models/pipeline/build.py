@@ -1,0 +1,216 @@
+"""The `make artifacts` chain: every artifact serving needs, built from data in one command.
+
+Steps run in order; a step whose inputs, configuration and code are unchanged is skipped
+(see `runner.py`). In `eval` mode every model and feature is built from the training split
+of the stratified 75/25 seed-42 split, so nothing leaks from the test split; `full` mode
+builds production artifacts from all ratings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from models.data import MovieLens, load_dataset, stratified_split
+from models.pipeline.catalog import dataset_fingerprint, popularity
+from models.pipeline.layout import ArtifactLayout, Mode
+from models.pipeline.manifest import Manifest, package_versions
+from models.pipeline.runner import Step, StepContext, StepOutput, run_steps
+
+SPLIT_RATIO = 0.75
+SPLIT_SEED = 42
+
+
+@dataclass
+class BuildOptions:
+    """What to build.
+
+    Attributes:
+        variant: MovieLens variant.
+        mode: "eval" (training split only) or "full" (all ratings).
+        artifacts_dir: Root of all artifacts trees.
+        force: Rebuild every step.
+        retrieval: Overrides of `RetrievalConfig` fields (e.g. {"epochs": 1} for tests).
+    """
+
+    variant: str
+    mode: Mode
+    artifacts_dir: Path
+    force: bool = False
+    retrieval: dict[str, object] = field(default_factory=dict)
+
+
+def _splits_step(layout: ArtifactLayout) -> Step:
+    def publish(ctx: StepContext, train: pd.DataFrame, test: pd.DataFrame) -> None:
+        ctx.state["train"], ctx.state["test"] = train, test
+
+    def run(ctx: StepContext) -> StepOutput:
+        ratings = ctx.state["dataset"].ratings
+        if layout.mode == "eval":
+            train, test = stratified_split(ratings, ratio=SPLIT_RATIO, seed=SPLIT_SEED)
+        else:
+            train, test = ratings, ratings.iloc[0:0]
+        out = ctx.out_dir / "splits"
+        out.mkdir(parents=True, exist_ok=True)
+        train.to_parquet(out / "train.parquet", index=False)
+        test.to_parquet(out / "test.parquet", index=False)
+        publish(ctx, train, test)
+        return StepOutput(["splits"], {"train_rows": len(train), "test_rows": len(test)})
+
+    def restore(ctx: StepContext) -> None:
+        splits = ctx.out_dir / "splits"
+        publish(
+            ctx,
+            pd.read_parquet(splits / "train.parquet"),
+            pd.read_parquet(splits / "test.parquet"),
+        )
+
+    config = {"ratio": SPLIT_RATIO, "seed": SPLIT_SEED, "mode": layout.mode}
+    return Step("splits", run, config, code=("models/data/splits.py",), restore=restore)
+
+
+def _catalog_step() -> Step:
+    def run(ctx: StepContext) -> StepOutput:
+        out = ctx.out_dir / "catalog"
+        out.mkdir(parents=True, exist_ok=True)
+        dataset: MovieLens = ctx.state["dataset"]
+        dataset.movies.to_parquet(out / "movies.parquet", index=False)
+        popular = popularity(ctx.state["train"])
+        popular.to_parquet(out / "popularity.parquet", index=False)
+        return StepOutput(["catalog"], {"movies": len(dataset.movies), "rated": len(popular)})
+
+    return Step("catalog", run, code=("models/pipeline/catalog.py",), depends_on=("splits",))
+
+
+def _retrieval_step(overrides: dict[str, object]) -> Step:
+    from models.retrieval.config import RetrievalConfig
+
+    config = RetrievalConfig.from_dict({**RetrievalConfig().to_dict(), **overrides})
+
+    def run(ctx: StepContext) -> StepOutput:
+        from models.retrieval.export import export_retrieval
+        from models.retrieval.train import train_retrieval
+
+        dataset: MovieLens = ctx.state["dataset"]
+        result = train_retrieval(ctx.state["train"], dataset.movies, dataset.users, config)
+        export_retrieval(result, ctx.out_dir / "retrieval")
+        losses = result.history.get("loss", [])
+        return StepOutput(
+            ["retrieval"],
+            {
+                "train_seconds": round(result.seconds, 1),
+                "final_loss": losses[-1] if losses else None,
+            },
+        )
+
+    return Step(
+        "retrieval",
+        run,
+        config.to_dict(),
+        code=("models/retrieval",),
+        depends_on=("splits",),
+    )
+
+
+CONTENT_THREADS = 2
+
+
+def _content_step() -> Step:
+    def run(ctx: StepContext) -> StepOutput:
+        from models.content.embeddings import embed_movies, load_encoder, write_embeddings
+
+        dataset: MovieLens = ctx.state["dataset"]
+        encoder = load_encoder(num_threads=CONTENT_THREADS)
+        frame = embed_movies(dataset.movies, dataset.tags, encoder, num_threads=CONTENT_THREADS)
+        out = ctx.out_dir / "content"
+        out.mkdir(parents=True, exist_ok=True)
+        write_embeddings(frame, out)
+        return StepOutput(
+            ["content"],
+            {"movies": len(frame), "encode_seconds": round(frame.attrs["encode_seconds"], 1)},
+        )
+
+    # Content embeddings see the catalog only (never ratings), so they depend on no split.
+    return Step("content", run, {"model": "all-MiniLM-L6-v2"}, code=("models/content",))
+
+
+def _features_step() -> Step:
+    def run(ctx: StepContext) -> StepOutput:
+        from models.features import build_feature_tables, write_sources
+
+        dataset: MovieLens = ctx.state["dataset"]
+        tables = build_feature_tables(ctx.state["train"], dataset.movies, dataset.users)
+        write_sources(tables, ctx.out_dir / "features")
+        start, end = tables.time_range()
+        rows = {name: table.num_rows for name, table in tables.tables().items()}
+        return StepOutput(
+            ["features"],
+            {
+                "snapshots": len(tables.snapshot_times),
+                "materialize_start": start.isoformat(),
+                "materialize_end": end.isoformat(),
+                "rows": rows,
+            },
+        )
+
+    # Feature snapshots see the training split only (all ratings in full mode).
+    return Step(
+        "features",
+        run,
+        code=("models/features", "feature_repo/movierec_repo.py"),
+        depends_on=("splits",),
+    )
+
+
+def steps_for(layout: ArtifactLayout, options: BuildOptions) -> list[Step]:
+    """The ordered steps of one build."""
+    return [
+        _splits_step(layout),
+        _catalog_step(),
+        _retrieval_step(options.retrieval),
+        _content_step(),
+        _features_step(),
+    ]
+
+
+def build(
+    options: BuildOptions,
+    dataset: MovieLens | None = None,
+    on_step: Callable[[str, str], None] | None = None,
+) -> Manifest:
+    """Builds (or refreshes) one artifacts tree.
+
+    Args:
+        options: What to build.
+        dataset: An already loaded dataset; loaded from the data cache if None.
+        on_step: Progress callback (step name, "built" | "skipped").
+
+    Returns:
+        The manifest of the new live tree.
+    """
+    dataset = dataset or load_dataset(options.variant)
+    layout = ArtifactLayout.of(options.artifacts_dir, options.variant, options.mode)
+    layout.root.parent.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "ratings": dataset.ratings,
+        "movies": dataset.movies,
+        "users": dataset.users,
+        "tags": dataset.tags,
+    }
+    manifest = Manifest(
+        variant=options.variant,
+        mode=options.mode,
+        data_hash=dataset_fingerprint(tables),
+        versions=package_versions(),
+    )
+    return run_steps(
+        steps_for(layout, options),
+        layout.root,
+        manifest,
+        state={"dataset": dataset, "layout": layout},
+        force=options.force,
+        on_step=on_step,
+    )

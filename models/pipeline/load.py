@@ -1,0 +1,106 @@
+"""Loads a built artifacts tree into Redis: the content vector index (and Feast's online store).
+
+Runs after the file artifacts are swapped in. Each load is keyed by the fingerprint of the
+step that produced its input and checked against Redis itself, not the manifest, so a fresh
+or flushed Redis is reloaded while an up-to-date one is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import pandas as pd
+import redis
+
+from models.content.embeddings import read_embeddings
+from models.content.index import IndexConfig, build_index, resolve_alias
+from models.features.store import REGISTRY_FILE, apply_definitions, materialize, open_store
+from models.pipeline.layout import ArtifactLayout
+from models.pipeline.manifest import Manifest
+from movierec.redis_server import resolve_redis_url
+
+log = logging.getLogger(__name__)
+
+
+def vss_index_config(layout: ArtifactLayout) -> IndexConfig:
+    """The index names of a layout: its alias and a namespaced key prefix."""
+    return IndexConfig(alias=layout.vss_index_alias, key_prefix=f"{layout.namespace}_movie")
+
+
+def vss_version(manifest: Manifest) -> str:
+    """Index version name of this build's content embeddings (a fingerprint prefix)."""
+    return "v" + manifest.steps["content"].fingerprint[:12]
+
+
+def load_vector_index(layout: ArtifactLayout, manifest: Manifest, client: redis.Redis) -> str:
+    """Builds the content index under the layout's alias unless that version is live.
+
+    Args:
+        layout: The artifacts tree (names the alias and key prefix).
+        manifest: Its manifest (names the content version).
+        client: Redis with the search module (bytes responses).
+
+    Returns:
+        "loaded" or "unchanged".
+    """
+    config = vss_index_config(layout)
+    version = vss_version(manifest)
+    if resolve_alias(client, config.alias) == config.index_name(version):
+        return "unchanged"
+    movies = pd.read_parquet(layout.catalog_dir / "movies.parquet")
+    embeddings = read_embeddings(layout.content_dir)
+    build = build_index(client, embeddings, movies, config, version=version)
+    log.info("indexed %d movies into %s", build.num_docs, build.index_name)
+    return "loaded"
+
+
+def _features_version_key(layout: ArtifactLayout) -> str:
+    return f"movierec:{layout.namespace}:features_version"
+
+
+def load_online_features(
+    layout: ArtifactLayout, manifest: Manifest, client: redis.Redis, redis_url: str
+) -> str:
+    """Applies the Feast definitions and materializes the snapshots unless already loaded.
+
+    Args:
+        layout: The artifacts tree (its features dir holds the sources and the registry).
+        manifest: Its manifest (the features step's fingerprint and time range).
+        client: Redis client, used to record which build is materialized.
+        redis_url: The same Redis, for Feast.
+
+    Returns:
+        "loaded" or "unchanged".
+    """
+    record = manifest.steps["features"]
+    key = _features_version_key(layout)
+    registry = layout.features_dir / REGISTRY_FILE
+    if registry.exists() and client.get(key) == record.fingerprint.encode():
+        return "unchanged"
+    store = open_store(redis_url, data_dir=layout.features_dir, project=layout.feast_project)
+    apply_definitions(store, layout.features_dir)
+    materialize(
+        store,
+        datetime.fromisoformat(record.metrics["materialize_start"]),
+        datetime.fromisoformat(record.metrics["materialize_end"]),
+    )
+    client.set(key, record.fingerprint)
+    return "loaded"
+
+
+def load_all(layout: ArtifactLayout, manifest: Manifest) -> dict[str, str]:
+    """Loads everything Redis-side for a layout, starting the embedded Redis if needed.
+
+    Returns:
+        Target name -> "loaded" or "unchanged".
+    """
+    url = resolve_redis_url(start_if_needed=True)
+    client = redis.Redis.from_url(url)
+    try:
+        return {
+            "vss_index": load_vector_index(layout, manifest, client),
+            "features": load_online_features(layout, manifest, client, url),
+        }
+    finally:
+        client.close()
