@@ -8,6 +8,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATASET ?= ml-100k
+# eval: models and features from the training split (honest evaluation); full: all ratings.
+MODE ?= eval
 # Optional: a PyTorch wheel index for machines where PyPI's torch is the CUDA build,
 # e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL ?=
@@ -38,6 +40,9 @@ install: $(STAMP) ## Create .venv and install the project with its dev tools.
 data: $(STAMP) ## Fetch and normalize the MovieLens variant (DATASET=ml-100k).
 	$(BIN)/python -m models.data --variant $(DATASET)
 
+artifacts: $(STAMP) ## Build all artifacts (MODE=eval|full) and load them into Redis; skips unchanged steps.
+	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
+
 test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis/Ray).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -52,6 +57,22 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy.
 format: $(STAMP) ## Apply ruff's fixes and formatting.
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+run: $(STAMP) ## Build missing artifacts, start Redis, Ray and the app on 127.0.0.1:8000.
+	$(BIN)/python -m movierec.redis_server start
+	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
+	$(MAKE) --no-print-directory serve
+
+serve: $(STAMP) ## Deploy serve_config.yaml (Ray started if needed); user_config edits apply in place.
+	@$(BIN)/ray get-auth-token --generate >/dev/null
+	RAY_AUTH_MODE=token $(BIN)/ray status >/dev/null 2>&1 || RAY_AUTH_MODE=token MOVIEREC_DATASET=$(DATASET) MOVIEREC_MODE=$(MODE) $(BIN)/ray start --head --dashboard-host 127.0.0.1 --disable-usage-stats
+	RAY_AUTH_MODE=token $(BIN)/serve run --non-blocking serve_config.yaml
+	RAY_AUTH_MODE=token $(BIN)/python -m deployments.cli wait --url http://127.0.0.1:8000
+
+stop: $(STAMP) ## Stop the app (serve shutdown), Ray (ray stop) and the embedded Redis.
+	-RAY_AUTH_MODE=token $(BIN)/serve shutdown -y
+	$(BIN)/ray stop
+	$(BIN)/python -m movierec.redis_server stop
 
 redis-start: $(STAMP) ## Start the embedded Redis (skipped when REDIS_URL is set).
 	$(BIN)/python -m movierec.redis_server start

@@ -1,0 +1,236 @@
+"""Typed configuration of the serving application.
+
+Two kinds of configuration, both pydantic models that reject unknown keys:
+
+* `ServingContext`: where the artifacts and Redis are. Fixed for a replica's lifetime; built
+  once by the app builder (`deployments.app.build_app`) and passed to every deployment's
+  constructor, so replicas, which run in other processes, use the same run dir, artifacts
+  tree and Redis as the process that deployed them.
+* One `*Config` per deployment: the runtime knobs of its Serve `user_config`. Each
+  deployment's `reconfigure()` validates its dict with these models, so a `serve deploy` with
+  a changed `user_config` takes effect without restarting replicas, and a typo fails the
+  deploy instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from deployments.rules import RuleConfig
+from models.pipeline.layout import ArtifactLayout, Mode
+from movierec.redis_server import mask_url, resolve_redis_url
+from movierec.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+SOURCE_RETRIEVAL = "retrieval"
+SOURCE_VSS = "vss"
+SOURCE_POPULAR = "popular"
+SOURCES: tuple[str, ...] = (SOURCE_RETRIEVAL, SOURCE_VSS, SOURCE_POPULAR)
+"""Candidate sources, in merge order (the order `Candidate.sources` reports them)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServingContext(_Strict):
+    """Where a replica finds its artifacts and Redis.
+
+    Attributes:
+        artifacts_dir: Root of all artifacts trees.
+        variant: MovieLens variant of the tree to serve.
+        mode: "eval" or "full" tree.
+        run_dir: Run dir of the embedded Redis (its state file holds the URL).
+        redis_url: Explicit Redis URL; None: `REDIS_URL` of the replica's environment, else
+            the embedded Redis of `run_dir` (see `movierec.redis_server.resolve_redis_url`).
+            A `SecretStr`, so it never shows in reprs or logs.
+    """
+
+    artifacts_dir: Path
+    variant: str
+    mode: Mode
+    run_dir: Path
+    redis_url: SecretStr | None = None
+
+    @property
+    def layout(self) -> ArtifactLayout:
+        """The artifacts tree this replica serves."""
+        return ArtifactLayout.of(self.artifacts_dir, self.variant, self.mode)
+
+    def resolve_redis_url(self, *, verify: bool = True) -> str:
+        """The Redis URL (password included: log it only through `mask_url`).
+
+        Raises:
+            movierec.redis_server.RedisServerError: No Redis is configured or reachable.
+        """
+        base = get_settings()
+        explicit = self.redis_url.get_secret_value() if self.redis_url else base.redis_url
+        settings = base.model_copy(update={"run_dir": self.run_dir, "redis_url": explicit})
+        url = resolve_redis_url(settings, verify=verify)
+        logger.info("using Redis at %s", mask_url(url))
+        return url
+
+
+class CandidateCounts(_Strict):
+    """How many candidates each source contributes (Controller `user_config.candidates`).
+
+    Attributes:
+        retrieval: Movies asked from the two-tower model (seen ones are dropped afterwards,
+            so ask generously; clipped to the exported K).
+        vss: Unseen movies asked from vector search.
+        n_seeds: The user's top-liked movies used as vector-search seeds.
+        popular: Popular movies merged in when a source failed, or to fill a short list.
+        max_ranked: At most this many filtered candidates (best merged first) are ranked.
+    """
+
+    retrieval: int = Field(default=200, ge=0, le=2000)
+    vss: int = Field(default=50, ge=0, le=1000)
+    n_seeds: int = Field(default=10, ge=1, le=100)
+    popular: int = Field(default=100, ge=0, le=2000)
+    max_ranked: int = Field(default=100, ge=1, le=2000)
+
+
+class RulesSettings(_Strict):
+    """Post-ranking business rules (Controller `user_config.rules`); see `RuleConfig`."""
+
+    genre_cap: int = Field(default=3, ge=0, le=100)
+    genre_window: int = Field(default=5, ge=0, le=100)
+    promoted_ids: frozenset[int] = frozenset()
+    promoted_boost: float = Field(default=0.0, ge=-1e6, le=1e6)
+    recency_boost: float = Field(default=0.0, ge=-1e6, le=1e6)
+    recency_half_life_years: float = Field(default=5.0, gt=0.0, le=1000.0)
+
+    def to_rule_config(self) -> RuleConfig:
+        """The `deployments.rules` form."""
+        return RuleConfig(
+            genre_cap=self.genre_cap,
+            genre_window=self.genre_window,
+            promoted_ids=self.promoted_ids,
+            promoted_boost=self.promoted_boost,
+            recency_boost=self.recency_boost,
+            recency_half_life_years=self.recency_half_life_years,
+        )
+
+
+class StageTimeouts(_Strict):
+    """Per-stage deadlines, in seconds (Controller `user_config.timeouts`).
+
+    A stage that misses its deadline is recorded in the response's `fallbacks` and the
+    request continues without it (`degraded: true`).
+    """
+
+    retrieval: float = Field(default=0.5, gt=0.0, le=60.0)
+    features: float = Field(default=0.5, gt=0.0, le=60.0)
+    vector_search: float = Field(default=0.5, gt=0.0, le=60.0)
+    candidate_features: float = Field(default=0.5, gt=0.0, le=60.0)
+    ranking: float = Field(default=1.0, gt=0.0, le=60.0)
+    similar: float = Field(default=1.0, gt=0.0, le=60.0)
+    health: float = Field(default=2.0, gt=0.0, le=60.0)
+
+
+class MovieCacheSettings(_Strict):
+    """The Controller's near cache of candidate movie features (`user_config.movie_cache`).
+
+    Movie features only change when the pipeline materializes, so the Controller keeps the
+    rows it read from the Features deployment and asks it only for the missing ones: on the
+    critical path that saves a stage call per request.
+
+    Attributes:
+        ttl_s: How long a row is kept (0 disables the cache: every request asks Features).
+        size: At most this many movies are kept.
+        prefetch: At start, this many of the most popular movies are read in the background.
+    """
+
+    ttl_s: float = Field(default=60.0, ge=0.0, le=86_400.0)
+    size: int = Field(default=100_000, ge=0, le=10_000_000)
+    prefetch: int = Field(default=2000, ge=0, le=1_000_000)
+
+
+class ControllerConfig(_Strict):
+    """The Controller's `user_config`.
+
+    Attributes:
+        model_version: Reported in every response; empty: derived from the artifacts
+            manifest.
+        candidates: Candidate counts per source.
+        weights: Reciprocal-rank-fusion weight per source (sources not named get 1.0).
+        rules: Post-ranking rules.
+        timeouts: Per-stage deadlines.
+        movie_cache: The near cache of candidate movie features.
+    """
+
+    model_version: str = Field(default="", max_length=200)
+    candidates: CandidateCounts = CandidateCounts()
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {SOURCE_RETRIEVAL: 1.0, SOURCE_VSS: 1.0, SOURCE_POPULAR: 0.25}
+    )
+    rules: RulesSettings = RulesSettings()
+    timeouts: StageTimeouts = StageTimeouts()
+    movie_cache: MovieCacheSettings = MovieCacheSettings()
+
+    @model_validator(mode="after")
+    def _known_sources(self) -> ControllerConfig:
+        unknown = set(self.weights) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown sources in weights: {sorted(unknown)}; known: {SOURCES}")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("source weights must be >= 0")
+        return self
+
+
+class RetrievalSettings(_Strict):
+    """The Retrieval deployment's `user_config`.
+
+    Attributes:
+        max_n: Upper bound of the movies one request may ask for (clipped to the exported K).
+    """
+
+    max_n: int = Field(default=500, ge=1, le=100_000)
+
+
+class VectorSearchSettings(_Strict):
+    """The VectorSearch deployment's `user_config`.
+
+    Attributes:
+        aggregation: How seed similarities combine: "sum" (one KNN on the seeds' centroid,
+            cheapest) or "max" (one KNN per seed).
+        ef_runtime: HNSW EF_RUNTIME per query; None keeps the index default.
+        max_k: Upper bound of the neighbours one request may ask for.
+    """
+
+    aggregation: Literal["sum", "max"] = "sum"
+    ef_runtime: int | None = Field(default=None, ge=1, le=10_000)
+    max_k: int = Field(default=500, ge=1, le=10_000)
+
+
+class FeaturesSettings(_Strict):
+    """The Features deployment's `user_config`.
+
+    Attributes:
+        movie_cache_ttl_s: Movie features change only when the pipeline materializes, so a
+            replica keeps them this long (0 disables the cache: every read goes to Feast).
+        movie_cache_size: At most this many movies are cached.
+        max_movies: Upper bound of the movies one request may ask for.
+    """
+
+    movie_cache_ttl_s: float = Field(default=300.0, ge=0.0, le=86_400.0)
+    movie_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
+    max_movies: int = Field(default=2000, ge=1, le=100_000)
+
+
+class RankingSettings(_Strict):
+    """The Ranking deployment's `user_config` (dynamic batching).
+
+    Attributes:
+        max_batch_size: At most this many requests share one model call.
+        batch_wait_timeout_s: How long a batch waits to fill up; it adds to single-request
+            latency, so keep it at a few milliseconds.
+    """
+
+    max_batch_size: int = Field(default=16, ge=1, le=1024)
+    batch_wait_timeout_s: float = Field(default=0.001, ge=0.0, le=1.0)

@@ -1,0 +1,140 @@
+"""Pure helpers of the deployments: error handling, caches, lazy resources, side features."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from deployments.common import (
+    LazyResource,
+    StageUnavailableError,
+    describe,
+    health_payload,
+    public_reason,
+)
+from deployments.controller import CatchAllMiddleware, RequestTrace
+from deployments.features import MovieFeatureCache
+from deployments.retrieval import UserSideFeatures
+
+
+def test_unhandled_errors_become_json_500_without_traceback() -> None:
+    app = FastAPI()
+    app.add_middleware(CatchAllMiddleware)
+
+    @app.get("/boom")
+    async def boom() -> dict[str, str]:
+        raise RuntimeError("secret internals: redis://:pw@host/0")
+
+    @app.get("/fine")
+    async def fine() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    client = TestClient(app, raise_server_exceptions=False)
+    response = client.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error"}
+    assert "Traceback" not in response.text and "secret" not in response.text
+    assert client.get("/fine").json() == {"ok": "yes"}
+
+
+def test_describe_is_short_and_never_leaks_a_redis_url() -> None:
+    assert describe(TimeoutError()) == "timeout"
+    assert describe(ValueError("bad\nsecond line")) == "ValueError: bad"
+    assert describe(KeyError()) == "KeyError"
+    leaked = describe(ConnectionError("cannot reach redis://:pw@127.0.0.1:6400/0"))
+    assert "pw" not in leaked and leaked == "ConnectionError: connection error"
+    assert len(describe(RuntimeError("x" * 1000))) < 250
+
+
+def test_clients_see_only_a_failure_category() -> None:
+    assert public_reason(TimeoutError()) == "timeout"
+    assert public_reason(StageUnavailableError("no ranker at /srv/secret/path")) == "unavailable"
+    assert public_reason(ValueError("/srv/secret/path")) == "error (ValueError)"
+
+
+def test_health_payload_carries_the_pid() -> None:
+    payload = health_payload("ok", k=5)
+    assert payload["status"] == "ok" and payload["detail"] == {"k": 5}
+    assert isinstance(payload["pid"], int)
+
+
+def test_request_trace() -> None:
+    trace = RequestTrace()
+    trace.timings["retrieval"] = 1.234
+    trace.fail("ranking", "timeout after 1 s")
+    assert trace.fallbacks[0].stage == "ranking"
+    header = trace.server_timing()
+    assert header.startswith("retrieval;dur=1.23, total;dur=")
+
+
+def test_lazy_resource_retries_after_a_failure() -> None:
+    attempts: list[int] = []
+
+    async def factory() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("redis down")
+        return "client"
+
+    async def scenario() -> None:
+        resource: LazyResource[str] = LazyResource(factory, "thing", retry_s=0.05)
+        with pytest.raises(StageUnavailableError, match="thing unavailable: ConnectionError"):
+            await resource.get()
+        assert resource.error and not resource.ready
+        with pytest.raises(RuntimeError):  # within retry_s: no new attempt
+            await resource.get()
+        assert len(attempts) == 1
+        await asyncio.sleep(0.06)
+        assert await resource.get() == "client"
+        assert resource.current == "client" and resource.error is None
+        assert await resource.get() == "client" and len(attempts) == 2
+
+    asyncio.run(scenario())
+
+
+def test_movie_feature_cache_expires_and_evicts() -> None:
+    cache = MovieFeatureCache(ttl_s=10.0, max_size=2)
+    cache.put_many({1: {"a": 1}, 2: {"a": 2}}, now=0.0)
+    found, missing = cache.get_many([1, 2, 3], now=5.0)
+    assert found == {1: {"a": 1}, 2: {"a": 2}} and missing == [3]
+    cache.put_many({3: {"a": 3}}, now=5.0)  # evicts the least recently used (1)
+    assert len(cache) == 2
+    found, missing = cache.get_many([1, 3], now=6.0)
+    assert list(found) == [3] and missing == [1]
+    _, missing = cache.get_many([3], now=20.0)  # expired
+    assert missing == [3]
+    assert (cache.hits, cache.misses) == (3, 3)
+    cache.resize(0.0, 10)  # disabled: cleared, stores nothing
+    cache.put_many({4: {}}, now=0.0)
+    assert len(cache) == 0
+
+
+def test_user_side_features_prefer_the_retrieval_export(tmp_path: Path) -> None:
+    retrieval, features = tmp_path / "retrieval", tmp_path / "features"
+    retrieval.mkdir()
+    features.mkdir()
+    assert len(UserSideFeatures.load(retrieval, features)) == 0
+    pd.DataFrame(
+        {
+            "user_id": [1, 1, 2],
+            "event_timestamp": pd.to_datetime([1, 2, 1], unit="s", utc=True),
+            "user_age": [20, 21, None],
+            "user_gender": ["M", "M", "F"],
+            "user_occupation": ["x", "y", None],
+        }
+    ).to_parquet(features / "user_demographics.parquet")
+    table = UserSideFeatures.load(retrieval, features)
+    assert table.features(1) == {"age": [21], "gender": ["M"], "occupation": ["y"]}
+    assert table.features(2)["age"] == [None]
+    assert table.features(3) == {}
+    pd.DataFrame({"user_id": [1], "age": [30], "zip_code": ["12345"]}).to_parquet(
+        retrieval / "users.parquet"
+    )
+    own = UserSideFeatures.load(retrieval, features)
+    assert own.features(1) == {"age": [30], "zip_code": ["12345"]}
+    assert own.source.endswith("users.parquet")
