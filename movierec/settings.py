@@ -17,7 +17,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Configuration shared by the CLI, the offline pipeline and the deployments."""
 
-    model_config = SettingsConfigDict(env_prefix="MOVIEREC_", env_file=".env", extra="ignore")
+    # The .env file is found by absolute path: Ray replicas do not run from the project root.
+    model_config = SettingsConfigDict(
+        env_prefix="MOVIEREC_", env_file=PROJECT_ROOT / ".env", extra="ignore"
+    )
 
     data_dir: Path = Field(default=PROJECT_ROOT / "data", description="Datasets and their cache.")
     run_dir: Path = Field(
