@@ -13,6 +13,10 @@ Optimizer = Literal["adam", "adagrad"]
 class RetrievalConfig:
     """Everything that defines a training run of the two-tower model.
 
+    The defaults are the configuration selected on a validation split of ml-100k (in-batch
+    softmax with logQ correction, 128-d linear towers over id + side-feature embeddings,
+    dropout 0.3, L2 0.1, Adam 0.01 with cosine decay, 12 epochs; ~30 s on 2 CPU cores).
+
     Attributes:
         embedding_dim: Output size D of both towers; the retrieval score is a dot product of
             two [D] vectors.
@@ -47,7 +51,8 @@ class RetrievalConfig:
             users dominate the loss); 1 gives every user the same total weight, like the
             per-user average of the offline metrics.
         dropout: Dropout rate after each hidden layer and on the concatenated tower inputs.
-        l2: L2 penalty on all embedding tables.
+        l2: L2 penalty on all embedding tables and dense kernels, added to the summed (not
+            averaged) batch loss, so its strength is relative to `batch_size`.
         optimizer: "adam" or "adagrad".
         learning_rate: Initial learning rate.
         cosine_decay: Decay the learning rate to 0 over the run with a cosine schedule (makes
@@ -59,8 +64,8 @@ class RetrievalConfig:
         inter_op_threads: TensorFlow inter-op threads (0: TensorFlow's default).
     """
 
-    embedding_dim: int = 64
-    id_embedding_dim: int = 64
+    embedding_dim: int = 128
+    id_embedding_dim: int = 128
     feature_embedding_dim: int = 16
     hidden_dims: tuple[int, ...] = ()
     use_user_id: bool = True
@@ -79,13 +84,13 @@ class RetrievalConfig:
     remove_accidental_hits: bool = True
     num_hard_negatives: int | None = None
     user_weight_exponent: float = 0.0
-    dropout: float = 0.0
-    l2: float = 0.0
+    dropout: float = 0.3
+    l2: float = 0.1
     optimizer: Optimizer = "adam"
     learning_rate: float = 0.01
     cosine_decay: bool = True
     batch_size: int = 1024
-    epochs: int = 10
+    epochs: int = 12
     seed: int = 42
     intra_op_threads: int = 2
     inter_op_threads: int = 2

@@ -2,7 +2,7 @@
 
 Layout of the export directory:
 
-    saved_model/            tf.saved_model with three signatures (see `RetrievalModule`)
+    saved_model/            tf.saved_model with four signatures (see `RetrievalModule`)
     movie_embeddings.parquet  movie_id int64, embedding list<float32> (length D)
     metadata.json           config, K, D, user inputs, versions, training time
 """
@@ -44,6 +44,10 @@ class RetrievalModule(tf.Module):
     * `serving_default`: user inputs ([B] each: `user_id` int64 and the side features the
       model was trained with) -> `movie_ids` [B, K] int64 and `scores` [B, K] float32, best
       first, exact dot-product top-K over the whole catalog (BruteForce).
+    * `recommend_excluding`: user inputs plus `exclude_movie_ids` [B, E] int64 (padded with
+      -1; unknown ids are ignored) -> the same outputs, the excluded movies removed *before*
+      the top-K cut (so a heavy user's already-seen movies cannot crowd out the K). Rows with
+      fewer than K remaining movies end with score -inf.
     * `user_embedding`: user inputs -> `embedding` [B, D] float32.
     * `movie_embedding`: `movie_id` [B] int64 (+ `title` [B] string, `genres` [B, G] string
       padded with "", `year` [B] int64 when the movie tower uses features) -> `embedding`
@@ -65,7 +69,16 @@ class RetrievalModule(tf.Module):
         self.k = min(k, len(result.movies))
         candidates = model.catalog_embeddings(training=False)
         self.index = tfrs.layers.factorized_top_k.BruteForce(self.user_tower, k=self.k)
-        self.index.index(candidates, tf.constant(result.movies.movie_id, dtype=tf.int64))
+        movie_ids = tf.constant(result.movies.movie_id, dtype=tf.int64)
+        self.index.index(candidates, movie_ids)
+        self.candidates = tf.Variable(candidates, trainable=False, name="candidates")
+        self.candidate_ids = tf.Variable(movie_ids, trainable=False, name="candidate_ids")
+        self.positions = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                movie_ids, tf.range(tf.size(movie_ids, out_type=tf.int64), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
         self.feature_names = tuple(self.user_tower.feature_names)
         self.use_movie_features = bool(self.movie_tower.use_features)
 
@@ -83,6 +96,29 @@ class RetrievalModule(tf.Module):
             scores, ids = self.index(features, k=self.k)
             return {"movie_ids": ids, "scores": scores}
 
+        exclude_spec = tf.TensorSpec([None, None], tf.int64, name="exclude_movie_ids")
+
+        @tf.function(input_signature=[user_spec, exclude_spec])
+        def recommend_excluding(
+            features: dict[str, tf.Tensor], exclude_movie_ids: tf.Tensor
+        ) -> dict[str, tf.Tensor]:
+            queries = self.user_tower(features, training=False)  # [B, D]
+            scores = tf.matmul(queries, self.candidates, transpose_b=True)  # [B, N]
+            positions = self.positions.lookup(exclude_movie_ids)  # [B, E], -1: ignore
+            rows = tf.broadcast_to(
+                tf.range(tf.shape(positions, out_type=tf.int64)[0])[:, tf.newaxis],
+                tf.shape(positions, out_type=tf.int64),
+            )
+            valid = positions >= 0
+            where = tf.stack(
+                [tf.boolean_mask(rows, valid), tf.boolean_mask(positions, valid)], axis=1
+            )
+            scores = tf.tensor_scatter_nd_update(
+                scores, where, tf.fill([tf.shape(where)[0]], float("-inf"))
+            )
+            top_scores, top = tf.math.top_k(scores, k=self.k)
+            return {"movie_ids": tf.gather(self.candidate_ids, top), "scores": top_scores}
+
         @tf.function(input_signature=[user_spec])
         def user_embedding(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
             return {"embedding": self.user_tower(features, training=False)}
@@ -92,10 +128,12 @@ class RetrievalModule(tf.Module):
             return {"embedding": self.movie_tower(features, training=False)}
 
         self.recommend = recommend
+        self.recommend_excluding = recommend_excluding
         self.user_embedding = user_embedding
         self.movie_embedding = movie_embedding
         return {
             "serving_default": recommend.get_concrete_function(),
+            "recommend_excluding": recommend_excluding.get_concrete_function(),
             "user_embedding": user_embedding.get_concrete_function(),
             "movie_embedding": movie_embedding.get_concrete_function(),
         }

@@ -34,6 +34,9 @@ class Retriever:
         self.feature_names: tuple[str, ...] = tuple(self.metadata["user_features"])
         self._loaded = tf.saved_model.load(str(export_dir / SAVED_MODEL_DIR))
         self._recommend = self._loaded.signatures["serving_default"]
+        # Absent from exports written before the signature existed: `recommend` then drops the
+        # excluded movies from the top K on the client side instead.
+        self._recommend_excluding = self._loaded.signatures.get("recommend_excluding")
         self._user_embedding = self._loaded.signatures["user_embedding"]
         self._movie_embedding = self._loaded.signatures["movie_embedding"]
 
@@ -74,6 +77,7 @@ class Retriever:
         user_ids: Sequence[int] | np.ndarray,
         features: Mapping[str, Any] | None = None,
         k: int | None = None,
+        exclude: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Returns the top-k movies of each user by score.
 
@@ -81,6 +85,10 @@ class Retriever:
             user_ids: [B] user ids.
             features: Side features, see `inputs`.
             k: How many to return (<= the exported K); defaults to K.
+            exclude: Optional per-user movie ids to leave out (e.g. already rated), removed
+                inside the model before the top-K cut (exports older than the
+                `recommend_excluding` signature: removed from the top K here instead). Rows
+                left with fewer than k movies are padded with id -1 and score -inf.
 
         Returns:
             (movie_ids [B, k] int64, scores [B, k] float32), best first.
@@ -88,8 +96,29 @@ class Retriever:
         k = self.k if k is None else k
         if not 0 < k <= self.k:
             raise ValueError(f"k must be in 1..{self.k}, got {k}")
-        out = self._recommend(**self.inputs(user_ids, features))
-        return out["movie_ids"].numpy()[:, :k], out["scores"].numpy()[:, :k]
+        inputs = self.inputs(user_ids, features)
+        if exclude is None:
+            out = self._recommend(**inputs)
+            return out["movie_ids"].numpy()[:, :k], out["scores"].numpy()[:, :k]
+        if len(exclude) != len(inputs["user_id"]):
+            raise ValueError("exclude needs one list per user")
+        width = max(1, max((len(row) for row in exclude), default=1))
+        padded = np.full((len(exclude), width), -1, dtype=np.int64)
+        for i, row in enumerate(exclude):
+            padded[i, : len(row)] = np.asarray(list(row), dtype=np.int64)
+        if self._recommend_excluding is None:
+            out = self._recommend(**inputs)
+            ids, scores = out["movie_ids"].numpy(), out["scores"].numpy()
+            keep = np.array([~np.isin(ids[i], padded[i]) for i in range(len(ids))])
+            scores = np.where(keep, scores, -np.inf).astype(np.float32)
+            order = np.argsort(-scores, axis=1, kind="stable")
+            ids = np.take_along_axis(ids, order, axis=1)
+            scores = np.take_along_axis(scores, order, axis=1)
+        else:
+            out = self._recommend_excluding(**inputs, exclude_movie_ids=tf.constant(padded))
+            ids, scores = out["movie_ids"].numpy(), out["scores"].numpy()
+        ids, scores = ids[:, :k], scores[:, :k]
+        return np.where(np.isfinite(scores), ids, -1), scores
 
     def user_embeddings(
         self, user_ids: Sequence[int] | np.ndarray, features: Mapping[str, Any] | None = None

@@ -171,6 +171,8 @@ class UserTower(keras.Model):
                 initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=config.seed),
                 regularizer=reg,
             )
+        if not (self._use_id or self._lookups or history is not None):
+            raise ValueError("user tower has no inputs: enable the user id, features or history")
         self._head = _Head(config)
         self.feature_names: tuple[str, ...] = tuple(
             name for name in ("age", "gender", "occupation", "zip_code") if name in self._lookups

@@ -34,9 +34,14 @@ for name, path, features in jobs:
     ids, scores = retriever.recommend(features["user_id"], features)
     emb = retriever.user_embeddings(features["user_id"], features)
     movie_emb = retriever.movie_embeddings(movies)
+    keep = ids[3, :5].tolist()  # user 4 excludes every movie but its top 5
+    rest = [m for m in movies["movie_id"] if m not in keep]
+    excluded = [ids[0, :3].tolist(), [], [-5], rest]
+    ex_ids, ex_scores = retriever.recommend(features["user_id"], features, exclude=excluded)
     out[name] = {
         "ids": ids.tolist(), "scores": scores.tolist(), "emb": emb.tolist(),
         "movie_emb": movie_emb.tolist(), "k": retriever.k,
+        "ex_ids": ex_ids.tolist(), "ex_scores": ex_scores.tolist(),
         "features": list(retriever.feature_names),
     }
 print(json.dumps(out))
@@ -129,6 +134,16 @@ def test_reloaded_model_matches_in_process(exported: dict[str, tuple[TrainResult
             rtol=1e-5,
             atol=1e-5,
         )
+        # In-graph exclusion: the excluded movies vanish, the rest shift up, the tail is -inf.
+        got_ids, ex_ids = np.asarray(got["ids"]), np.asarray(got["ex_ids"])
+        ex_scores = np.asarray(got["ex_scores"])
+        np.testing.assert_array_equal(ex_ids[0, : K - 3], got_ids[0, 3:])
+        assert not set(ex_ids[0].tolist()) & set(got_ids[0, :3].tolist())
+        np.testing.assert_array_equal(ex_ids[1], got_ids[1])  # nothing excluded
+        np.testing.assert_array_equal(ex_ids[2], got_ids[2])  # unknown id ignored
+        np.testing.assert_array_equal(ex_ids[3, :5], got_ids[3, :5])
+        assert ex_ids[3, 5:].tolist() == [-1] * (K - 5)
+        assert np.isneginf(ex_scores[3, 5:]).all()
     assert answers["features_full"]["features"] == ["age", "gender", "occupation", "zip_code"]
     assert answers["ids_in_batch_history"]["features"] == []
 
