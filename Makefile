@@ -43,6 +43,9 @@ data: $(STAMP) ## Fetch and normalize the MovieLens variant (DATASET=ml-100k).
 artifacts: $(STAMP) ## Build all artifacts (MODE=eval|full) and load them into Redis; skips unchanged steps.
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
 
+eval: $(STAMP) ## Offline quality of every stage (eval artifacts, built if missing) -> benchmarks/results/quality.json + .png.
+	$(BIN)/python -m models.evaluation --variant $(DATASET)
+
 test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis/Ray).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

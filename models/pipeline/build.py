@@ -9,7 +9,7 @@ builds production artifacts from all ratings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +34,7 @@ class BuildOptions:
         artifacts_dir: Root of all artifacts trees.
         force: Rebuild every step.
         retrieval: Overrides of `RetrievalConfig` fields (e.g. {"epochs": 1} for tests).
+        ranking: Overrides of `RankerConfig` fields (e.g. {"epochs": 1} for tests).
     """
 
     variant: str
@@ -41,6 +42,7 @@ class BuildOptions:
     artifacts_dir: Path
     force: bool = False
     retrieval: dict[str, object] = field(default_factory=dict)
+    ranking: dict[str, object] = field(default_factory=dict)
 
 
 def _splits_step(layout: ArtifactLayout) -> Step:
@@ -165,6 +167,35 @@ def _features_step() -> Step:
     )
 
 
+def _ranking_step(overrides: dict[str, object]) -> Step:
+    from models.ranking.config import RankerConfig
+
+    config = replace(RankerConfig(), **overrides)  # type: ignore[arg-type]
+
+    def run(ctx: StepContext) -> StepOutput:
+        from models.ranking.build import build_ranker
+
+        out = ctx.out_dir
+        metrics = build_ranker(
+            out / "ranking",
+            ctx.state["train"],
+            ctx.state["dataset"],
+            out / "retrieval",
+            out / "content",
+            out / "features",
+            config,
+        )
+        return StepOutput(["ranking"], metrics)
+
+    return Step(
+        "ranking",
+        run,
+        asdict(config),
+        code=("models/ranking", "deployments/candidates.py", "deployments/ranking_inputs.py"),
+        depends_on=("splits", "retrieval", "content", "features"),
+    )
+
+
 def steps_for(layout: ArtifactLayout, options: BuildOptions) -> list[Step]:
     """The ordered steps of one build."""
     return [
@@ -173,6 +204,7 @@ def steps_for(layout: ArtifactLayout, options: BuildOptions) -> list[Step]:
         _retrieval_step(options.retrieval),
         _content_step(),
         _features_step(),
+        _ranking_step(options.ranking),
     ]
 
 

@@ -34,7 +34,9 @@ def redis_env(embedded_redis_url: str, monkeypatch: pytest.MonkeyPatch):  # type
 def test_build_load_and_rebuild_skips_unchanged_steps(
     tmp_path: Path, small_movielens: MovieLens, redis_env: str
 ) -> None:
-    options = BuildOptions("ml-100k", "eval", tmp_path, retrieval={"epochs": 1})
+    options = BuildOptions(
+        "ml-100k", "eval", tmp_path, retrieval={"epochs": 1}, ranking={"epochs": 1}
+    )
     statuses: list[tuple[str, str]] = []
     manifest = build(options, small_movielens, on_step=lambda n, s: statuses.append((n, s)))
     assert all(status == "built" for _, status in statuses)
@@ -42,6 +44,8 @@ def test_build_load_and_rebuild_skips_unchanged_steps(
     assert (layout.retrieval_dir / "saved_model").is_dir()
     assert (layout.catalog_dir / "popularity.parquet").is_file()
     assert (layout.content_dir / "content_embeddings.parquet").is_file()
+    assert (layout.ranking_dir / "saved_model").is_dir()
+    assert (layout.ranking_dir / "inputs.json").is_file()
     train_rows = manifest.steps["splits"].metrics["train_rows"]
     test_rows = manifest.steps["splits"].metrics["test_rows"]
     assert train_rows + test_rows == len(small_movielens.ratings)
