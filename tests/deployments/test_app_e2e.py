@@ -25,7 +25,7 @@ import yaml
 
 from deployments.rules import Item, genre_cap_holds
 from movierec.redis_server import embedded_redis
-from tests.deployments._artifacts import TinyArtifacts, build_tiny_artifacts
+from tests.deployments._artifacts import MAX_USER_ID, TinyArtifacts, build_tiny_artifacts
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +178,8 @@ def test_many_users_get_k_valid_distinct_unseen_and_diverse_movies(served: Serve
     catalog = served.artifacts.dataset.movies.set_index("movie_id")
     seen = served.artifacts.seen()
     k = 10
-    for user_id in USERS:
+    assert len(seen) == MAX_USER_ID  # every user of the slice has training history
+    for user_id in range(1, MAX_USER_ID + 1):
         response = served.get(f"/recommendations/{user_id}", k=k)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -342,8 +343,10 @@ def test_latency_of_one_sequential_client(served: Served) -> None:
     p50 = statistics.median(latencies)
     p90 = statistics.quantiles(latencies, n=10)[-1]
     breakdown = {name: round(statistics.median(v), 2) for name, v in stages.items()}
+    # Speed targets live in benchmarks/, not in assertions; this test checks the timing
+    # header carries every stage and prints what it saw.
     print(f"\n/recommendations one client: p50 {p50:.1f} ms, p90 {p90:.1f} ms; {breakdown}")
-    assert p50 < 250.0  # a loose bound for shared CI machines; the report has the numbers
+    assert {"retrieval", "ranking", "total"} <= set(breakdown), breakdown
 
 
 def test_concurrent_requests_share_ranker_calls(served: Served) -> None:
