@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from deployments.api import CatchAllMiddleware
 from deployments.common import (
     LazyResource,
     StageUnavailableError,
@@ -17,9 +18,9 @@ from deployments.common import (
     health_payload,
     public_reason,
 )
-from deployments.controller import CatchAllMiddleware, RequestTrace
 from deployments.features import MovieFeatureCache
 from deployments.retrieval import UserSideFeatures
+from deployments.service import RequestTrace
 
 
 def test_unhandled_errors_become_json_500_without_traceback() -> None:

@@ -1,0 +1,156 @@
+"""The HTTP API (FastAPI): routes, validation and error shapes, over a `RecommendService`.
+
+`create_app(service)` builds the app for the Ray Serve Controller (at replica start, see
+`Controller.__serve_build_asgi_app__`) and for the single-process baseline of the
+benchmarks alike: same routes, same validation, same errors.
+
+No `from __future__ import annotations` here: FastAPI must resolve the route signatures'
+annotations at runtime.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deployments.schemas import (
+    ID_MAX,
+    K_DEFAULT,
+    K_MAX,
+    MAX_EXCLUDE,
+    MAX_GENRES,
+    NO_PARAMS,
+    RECOMMENDATION_PARAMS,
+    SIMILAR_PARAMS,
+    YEAR_MAX,
+    YEAR_MIN,
+    ErrorResponse,
+    HealthResponse,
+    RecommendationResponse,
+    SimilarResponse,
+    check_genres,
+    check_query_params,
+    check_year_range,
+)
+from deployments.service import MovieNotFoundError, RecommendService, StageFailedError
+
+logger = logging.getLogger(__name__)
+
+
+class CatchAllMiddleware:
+    """Turns any unhandled exception into a JSON 500: no traceback ever reaches a client.
+
+    (Starlette's own error middleware re-raises after answering; this one does not.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                response = JSONResponse({"detail": "internal server error"}, status_code=500)
+                await response(scope, receive, send)
+
+
+def _allowed(params: frozenset[str]) -> Callable[[Request], None]:
+    def reject_unknown(request: Request) -> None:
+        check_query_params(request.query_params.keys(), params)
+
+    return reject_unknown
+
+
+def create_app(service: RecommendService) -> FastAPI:
+    """The movierec HTTP API over `service`."""
+    app = FastAPI(
+        title="movierec",
+        version="0.1.0",
+        description=(
+            "Multi-stage movie recommendations: two-tower retrieval and content vector search "
+            "candidates, Feast features, a batched ranker and business rules."
+        ),
+    )
+    app.add_middleware(CatchAllMiddleware)
+
+    @app.get(
+        "/recommendations/{user_id}",
+        response_model=RecommendationResponse,
+        responses={500: {"model": ErrorResponse}},
+        summary="Top-k movies for a user",
+    )
+    async def recommendations(
+        response: Response,
+        user_id: Annotated[int, Path(ge=1, le=ID_MAX, description="MovieLens user id.")],
+        k: Annotated[int, Query(ge=1, le=K_MAX, description="How many movies.")] = K_DEFAULT,
+        genres: Annotated[
+            list[str] | None,
+            Query(
+                max_length=MAX_GENRES,
+                description="Only movies with one of these genres (repeatable).",
+            ),
+        ] = None,
+        exclude: Annotated[
+            list[Annotated[int, Field(ge=1, le=ID_MAX)]] | None,
+            Query(max_length=MAX_EXCLUDE, description="Movie ids never to return (repeatable)."),
+        ] = None,
+        year_min: Annotated[int | None, Query(ge=YEAR_MIN, le=YEAR_MAX)] = None,
+        year_max: Annotated[int | None, Query(ge=YEAR_MIN, le=YEAR_MAX)] = None,
+        _: None = Depends(_allowed(RECOMMENDATION_PARAMS)),
+    ) -> RecommendationResponse:
+        """Personal recommendations; an unknown user gets the cold-start list."""
+        check_year_range(year_min, year_max)
+        wanted = check_genres(genres or [], service.catalog.genres)
+        year_range = None if year_min is None and year_max is None else (year_min, year_max)
+        result, trace = await service.recommend(user_id, k, wanted, set(exclude or ()), year_range)
+        response.headers["Server-Timing"] = trace.server_timing()
+        return result
+
+    @app.get(
+        "/movies/{movie_id}/similar",
+        response_model=SimilarResponse,
+        responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+        summary="Movies similar to a movie (content vector search)",
+    )
+    async def similar(
+        movie_id: Annotated[int, Path(ge=1, le=ID_MAX, description="MovieLens movie id.")],
+        k: Annotated[int, Query(ge=1, le=K_MAX)] = K_DEFAULT,
+        _: None = Depends(_allowed(SIMILAR_PARAMS)),
+    ) -> SimilarResponse | JSONResponse:
+        """The movie's nearest neighbours by content embedding."""
+        try:
+            return await service.similar(movie_id, k)
+        except MovieNotFoundError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        except StageFailedError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.get("/healthz", response_model=HealthResponse, summary="Health of every stage")
+    async def healthz(response: Response, _: None = Depends(_allowed(NO_PARAMS))) -> HealthResponse:
+        """Each stage's health; 200 unless the serving side itself cannot answer (503)."""
+        health = await service.health()
+        if health.status == "unavailable":
+            response.status_code = 503
+        return health
+
+    return app
+
+
+__all__ = ["CatchAllMiddleware", "create_app"]

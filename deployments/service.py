@@ -1,0 +1,595 @@
+"""The recommendation flow, independent of how the stages are reached.
+
+`RecommendService.recommend(user_id, ...)`:
+
+1. fan out concurrently: retrieval(user) and features(user) -> vector search(seeds) (vector
+   search starts as soon as the user's seeds are known, while retrieval may still run);
+2. merge and deduplicate the candidate lists (`merge_candidates`, sources remembered);
+3. filter (`filter_items`: seen, request `exclude`, `genres`, year range) with the in-memory
+   catalog, keep the best `max_ranked` by merged score;
+4. fetch the candidates' features and rank them (batched ranking stage);
+5. post-rules (`apply_post_rules`: boosts, genre cap exempting the requested genres), top k.
+
+Every stage call has a deadline (`ControllerConfig.timeouts`); a failed or late stage is
+recorded in `fallbacks` and the request goes on without it (`degraded: true`): retrieval down
+-> vector search + popularity, ranking down -> merged-score order with the rules, everything
+down -> popularity. An unknown user gets the popular, genre-diverse cold-start list.
+
+The stages are `StageClient`s: Serve handles in the Controller, local objects in the
+single-process baseline (benchmarks). A `RequestObserver` sees every finished request
+(metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
+
+from deployments.candidates import Candidate, merge_candidates
+from deployments.catalog import Catalog
+from deployments.common import describe, public_reason
+from deployments.config import (
+    SOURCE_POPULAR,
+    SOURCE_RETRIEVAL,
+    SOURCE_VSS,
+    SOURCES,
+    ControllerConfig,
+    ServingContext,
+)
+from deployments.features import LIKED, SEEN, MovieFeatureCache
+from deployments.ranking_inputs import RankBlock, candidate_columns
+from deployments.rules import Item, apply_post_rules, filter_items
+from deployments.schemas import (
+    Fallback,
+    HealthResponse,
+    RecommendationResponse,
+    RecommendedMovie,
+    SimilarMovie,
+    SimilarResponse,
+    StageHealth,
+    overall_status,
+)
+from deployments.stage_client import Stages
+from models.pipeline.manifest import Manifest
+
+logger = logging.getLogger(__name__)
+
+
+class RequestTrace:
+    """What happened inside one request: stage timings, fallbacks, candidates, scores.
+
+    Attributes:
+        fallbacks: Stages that failed or were skipped, with a public reason.
+        timings: Stage name -> wall time of its call, in milliseconds.
+        candidates: Source name -> candidates it proposed (after the seen filter).
+        overlap: Candidates proposed by more than one source.
+        ranked_scores: The ranker's scores of every ranked candidate (empty without ranking).
+        started: `time.perf_counter()` at the start of the request, in seconds.
+    """
+
+    def __init__(self) -> None:
+        self.fallbacks: list[Fallback] = []
+        self.timings: dict[str, float] = {}
+        self.candidates: dict[str, int] = {}
+        self.overlap = 0
+        self.ranked_scores: list[float] = []
+        self.started = time.perf_counter()
+
+    def fail(self, stage: str, reason: str) -> None:
+        """Records a stage that failed (or was skipped) and why."""
+        self.fallbacks.append(Fallback(stage=stage, reason=reason[:500]))
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the request started."""
+        return 1000.0 * (time.perf_counter() - self.started)
+
+    def server_timing(self) -> str:
+        """The `Server-Timing` header value (milliseconds per stage, and in total)."""
+        parts = [f"{stage};dur={ms:.2f}" for stage, ms in self.timings.items()]
+        parts.append(f"total;dur={self.elapsed_ms():.2f}")
+        return ", ".join(parts)
+
+
+class RequestObserver(Protocol):
+    """Sees every answered recommendation request (e.g. to record metrics)."""
+
+    def observe(self, trace: RequestTrace, response: RecommendationResponse) -> None:
+        """Called once per request, after the response is built."""
+        ...
+
+
+class MovieNotFoundError(LookupError):
+    """The movie is not in the catalog, or has no content embedding (HTTP 404)."""
+
+
+class StageFailedError(RuntimeError):
+    """A stage the answer cannot do without failed (HTTP 503); the message is public."""
+
+
+def manifest_version(context: ServingContext) -> str:
+    """A model version derived from the artifacts manifest (the build's fingerprints)."""
+    layout = context.layout
+    base = f"{layout.variant}-{layout.mode}"
+    manifest = Manifest.load(layout.root)
+    if manifest is None or not manifest.steps:
+        return base
+    digest = hashlib.sha256(
+        json.dumps({n: s.fingerprint for n, s in sorted(manifest.steps.items())}).encode()
+    ).hexdigest()
+    return f"{base}-{digest[:10]}"
+
+
+class RecommendService:
+    """Composes the stages into answers: recommendations, similar movies, health."""
+
+    def __init__(
+        self,
+        stages: Stages,
+        catalog: Catalog,
+        default_version: str,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        """Holds the catalog and the popularity list in memory.
+
+        Args:
+            stages: How to reach retrieval, features, vector search and ranking.
+            catalog: The in-memory movie catalog (and popularity order).
+            default_version: Model version reported when the config names none.
+            observer: Sees every answered recommendation request.
+        """
+        self._stages = stages
+        self._catalog = catalog
+        self._default_version = default_version
+        self._observer = observer
+        self._config = ControllerConfig()
+        self._rules = self._config.rules.to_rule_config()
+        self._movie_cache = MovieFeatureCache(
+            self._config.movie_cache.ttl_s, self._config.movie_cache.size
+        )
+        self._movie_feature_names: list[str] | None = None
+        self._failure_logged: dict[str, float] = {}
+        self._prefetch: asyncio.Task[None] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The in-memory catalog."""
+        return self._catalog
+
+    @property
+    def config(self) -> ControllerConfig:
+        """The current configuration."""
+        return self._config
+
+    @property
+    def model_version(self) -> str:
+        """The configured model version, else the one derived from the manifest."""
+        return self._config.model_version or self._default_version
+
+    def configure(self, config: ControllerConfig) -> None:
+        """Applies a new configuration; at the first call, also begins reading the popular
+        movies' features into the near cache (in the background)."""
+        self._config = config
+        self._rules = config.rules.to_rule_config()
+        cache = config.movie_cache
+        self._movie_cache.resize(cache.ttl_s, cache.size)
+        if self._prefetch is None and cache.ttl_s > 0 and cache.prefetch > 0:
+            self._prefetch = asyncio.ensure_future(
+                self._prefetch_movies(list(self._catalog.popular_ids[: cache.prefetch]))
+            )
+
+    async def _prefetch_movies(self, ids: list[int], chunk: int = 500) -> None:
+        """Fills the near cache in chunks; failures only mean later requests read them."""
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            try:
+                columns = await asyncio.wait_for(self._stages.features.call("movies", part), 30)
+            except Exception as exc:
+                logger.warning("movie feature prefetch stopped: %s", describe(exc))
+                return
+            self._remember_movies(part, columns)
+
+    def _remember_movies(self, ids: Sequence[int], columns: dict[str, list[Any]]) -> None:
+        names = list(columns)
+        self._movie_feature_names = names
+        rows = {
+            movie_id: {name: columns[name][row] for name in names}
+            for row, movie_id in enumerate(ids)
+        }
+        self._movie_cache.put_many(rows, time.monotonic())
+
+    # --- stage calls ---------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        stage: str,
+        call: Awaitable[Any],
+        timeout: float,
+        trace: RequestTrace,
+        *,
+        log: bool = True,
+    ) -> tuple[bool, Any]:
+        """Awaits a stage call within its deadline; a failure is recorded, not raised.
+
+        Args:
+            stage: Stage name (for the trace and the logs).
+            call: The stage call (`StageClient.call(...)`).
+            timeout: Deadline in seconds; the call is cancelled when it passes.
+            trace: Receives the timing and, on failure, a fallback entry.
+            log: Log failures (not for health probes).
+
+        Returns:
+            (True, result) or (False, None).
+        """
+        started = time.perf_counter()
+        try:
+            return True, await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            reason = detail = f"timeout after {timeout:g} s"
+        except Exception as exc:
+            reason, detail = public_reason(exc), describe(exc)
+        finally:
+            trace.timings[stage] = 1000.0 * (time.perf_counter() - started)
+        trace.fail(stage, reason)  # what the client sees: no paths, no messages
+        if log:
+            self._log_failure(stage, detail)
+        return False, None
+
+    def _log_failure(self, stage: str, detail: str, every_s: float = 10.0) -> None:
+        """Logs a stage failure with its detail, at most once per `every_s` per stage."""
+        now = time.monotonic()
+        if now - self._failure_logged.get(stage, float("-inf")) >= every_s:
+            self._failure_logged[stage] = now
+            logger.warning("stage %s failed: %s", stage, detail)
+
+    # --- answers -------------------------------------------------------------------------------
+
+    async def recommend(
+        self,
+        user_id: int,
+        k: int,
+        genres: list[str],
+        exclude: set[int],
+        year_range: tuple[int | None, int | None] | None,
+    ) -> tuple[RecommendationResponse, RequestTrace]:
+        """Top-k movies for a user (the cold-start list for an unknown one).
+
+        Args:
+            user_id: The user.
+            k: How many movies.
+            genres: Only movies of one of these (already validated) genres; [] for any.
+            exclude: Movie ids never to return.
+            year_range: Inclusive (min, max) release years, either end open; None for any.
+
+        Returns:
+            The response and the request's trace (timings for `Server-Timing`).
+        """
+        trace = RequestTrace()
+        response = await self._recommend(user_id, k, genres, exclude, year_range, trace)
+        if self._observer is not None:
+            self._observer.observe(trace, response)
+        return response, trace
+
+    async def similar(self, movie_id: int, k: int) -> SimilarResponse:
+        """The movie's nearest neighbours by content embedding.
+
+        Raises:
+            MovieNotFoundError: Unknown movie, or one without a content embedding.
+            StageFailedError: Vector search failed or timed out.
+        """
+        if movie_id not in self._catalog:
+            raise MovieNotFoundError(f"movie {movie_id} is not in the catalog")
+        trace = RequestTrace()
+        ok, hits = await self._call(
+            "similar",
+            self._stages.vector_search.call("similar", movie_id, k),
+            self._config.timeouts.similar,
+            trace,
+        )
+        if not ok:
+            reason = trace.fallbacks[-1].reason if trace.fallbacks else "unknown"
+            raise StageFailedError(f"similar movies are unavailable right now ({reason})")
+        if hits is None:
+            raise MovieNotFoundError(f"movie {movie_id} has no content embedding")
+        items = []
+        for neighbour, score in hits:
+            movie = self._catalog.movies.get(neighbour)
+            if movie is None:
+                continue
+            items.append(
+                SimilarMovie(
+                    movie_id=neighbour,
+                    title=movie.title,
+                    genres=list(movie.genres),
+                    year=movie.year,
+                    score=float(score),
+                )
+            )
+        return SimilarResponse(movie_id=movie_id, items=items[:k])
+
+    async def health(self) -> HealthResponse:
+        """Calls each stage's cheap `health()`; "unavailable" only if this side cannot answer."""
+        clients = self._stages.named()
+        timeout = self._config.timeouts.health
+        trace = RequestTrace()
+        results = await asyncio.gather(
+            *(
+                self._call(name, client.call("health"), timeout, trace, log=False)
+                for name, client in clients.items()
+            )
+        )
+        stages: dict[str, StageHealth] = {
+            "controller": StageHealth(
+                status="ok",
+                pid=os.getpid(),
+                detail={
+                    "movies": len(self._catalog),
+                    "popular": len(self._catalog.popular_ids),
+                    "model_version": self.model_version,
+                    "genre_cap": self._rules.genre_cap,
+                    "genre_window": self._rules.genre_window,
+                    "cached_movies": len(self._movie_cache),
+                },
+            )
+        }
+        for name, (ok, payload) in zip(clients, results, strict=True):
+            if ok and isinstance(payload, dict):
+                stages[name] = StageHealth.model_validate(payload)
+            else:
+                reason = next((f.reason for f in trace.fallbacks if f.stage == name), "no answer")
+                stages[name] = StageHealth(status="unavailable", detail={"error": reason})
+        return HealthResponse(status=overall_status(stages), stages=stages)
+
+    # --- the recommendation flow ---------------------------------------------------------------
+
+    async def _recommend(
+        self,
+        user_id: int,
+        k: int,
+        genres: list[str],
+        exclude: set[int],
+        year_range: tuple[int | None, int | None] | None,
+        trace: RequestTrace,
+    ) -> RecommendationResponse:
+        config = self._config
+        counts, timeouts = config.candidates, config.timeouts
+
+        async def user_then_vss() -> tuple[bool, dict[str, Any] | None, tuple[bool, Any]]:
+            ok, user = await self._call(
+                "features", self._stages.features.call("user", user_id), timeouts.features, trace
+            )
+            seeds = list((user or {}).get(LIKED) or [])[: counts.n_seeds]
+            if not ok:
+                trace.fail("vector_search", "skipped: no seeds without the user's features")
+                return ok, user, (False, [])
+            if user is None or not seeds or counts.vss == 0:
+                return ok, user, (True, [])
+            seen = sorted(set(user.get(SEEN) or ()) | exclude)
+            vss = await self._call(
+                "vector_search",
+                self._stages.vector_search.call(
+                    "recommend", seeds, counts.vss, seen, genres or None, year_range
+                ),
+                timeouts.vector_search,
+                trace,
+            )
+            return ok, user, vss
+
+        async def retrieve() -> tuple[bool, Any]:
+            if counts.retrieval == 0:
+                return True, ([], [])
+            return await self._call(
+                "retrieval",
+                self._stages.retrieval.call("recommend", user_id, counts.retrieval),
+                timeouts.retrieval,
+                trace,
+            )
+
+        retrieval_task = asyncio.ensure_future(retrieve())
+        features_ok, user, (vss_ok, vss_hits) = await user_then_vss()
+        if features_ok and user is None:
+            retrieval_task.cancel()
+            return self._cold_start(user_id, k, genres, exclude, year_range, trace)
+        retrieval_ok, retrieved = await retrieval_task
+
+        seen: set[int] = set((user or {}).get(SEEN) or ())
+        lists: dict[str, list[tuple[int, float]]] = {}
+        if retrieval_ok and retrieved is not None:
+            ids, scores = retrieved
+            lists[SOURCE_RETRIEVAL] = [
+                (m, s) for m, s in zip(ids, scores, strict=True) if m not in seen
+            ]
+        if vss_ok and vss_hits:
+            lists[SOURCE_VSS] = list(vss_hits)
+        if not retrieval_ok or not features_ok or not lists:
+            lists[SOURCE_POPULAR] = self._popular(counts.popular, seen)
+        merged = merge_candidates(lists, config.weights)
+        trace.candidates = {source: len(hits) for source, hits in lists.items()}
+        trace.overlap = sum(1 for c in merged if len(c.sources) > 1)
+        candidates = self._filter(merged, seen, exclude, genres, year_range)
+        if len(candidates) < k:
+            candidates = self._fill_popular(candidates, k, seen, exclude, genres, year_range)
+        candidates = candidates[: counts.max_ranked]
+
+        scores = await self._rank(user_id, user, candidates, trace)
+        if scores is None:
+            scored = [self._catalog.item(c.movie_id, c.merged_score) for c in candidates]
+        else:
+            scored = [
+                self._catalog.item(c.movie_id, float(s))
+                for c, s in zip(candidates, scores, strict=True)
+            ]
+            scored.sort(key=lambda item: -item.score)
+        top = apply_post_rules(scored, self._rules, self._catalog.newest_year, k, genres)
+        sources = {c.movie_id: c.sources for c in candidates}
+        return self._response(user_id, top, sources, trace, cold_start=False)
+
+    async def _rank(
+        self,
+        user_id: int,
+        user: dict[str, Any] | None,
+        candidates: Sequence[Candidate],
+        trace: RequestTrace,
+    ) -> list[float] | None:
+        """Ranker scores aligned with `candidates`, or None (fallback: merged order)."""
+        if not candidates:
+            return []
+        timeouts = self._config.timeouts
+        ids = [c.movie_id for c in candidates]
+        movies = await self._candidate_features(ids, trace)
+        if movies is None:
+            trace.fail("ranking", "skipped: no candidate features; merged-score order")
+            return None
+        block = RankBlock(
+            user_id=user_id,
+            user={k: v for k, v in (user or {}).items() if k not in (LIKED, SEEN)},
+            movie_ids=ids,
+            movies=movies,
+            candidates=candidate_columns(
+                [c.source_scores for c in candidates],
+                [c.source_ranks for c in candidates],
+                [c.merged_score for c in candidates],
+                SOURCES,
+            ),
+        )
+        ok, scores = await self._call(
+            "ranking", self._stages.ranking.call("rank", block), timeouts.ranking, trace
+        )
+        if not ok or scores is None or len(scores) != len(candidates):
+            if ok:
+                trace.fail("ranking", "wrong number of scores; merged-score order")
+            return None
+        trace.ranked_scores = [float(s) for s in scores]
+        return trace.ranked_scores
+
+    async def _candidate_features(
+        self, ids: list[int], trace: RequestTrace
+    ) -> dict[str, list[Any]] | None:
+        """The candidates' movie features (columnar): near cache first, then the Features
+        deployment for the missing rows only. None when they cannot be read."""
+        found, missing = self._movie_cache.get_many(ids, time.monotonic())
+        names = self._movie_feature_names
+        if missing or names is None:
+            ok, columns = await self._call(
+                "candidate_features",
+                self._stages.features.call("movies", missing or ids),
+                self._config.timeouts.candidate_features,
+                trace,
+            )
+            if not ok:
+                return None
+            self._remember_movies(missing or ids, columns)
+            names = list(columns)
+            found.update(
+                {m: {n: columns[n][row] for n in names} for row, m in enumerate(missing or ids)}
+            )
+        return {name: [found[i].get(name) for i in ids] for name in names}
+
+    def _popular(self, n: int, seen: set[int]) -> list[tuple[int, float]]:
+        return [(i.movie_id, i.score) for i in self._catalog.popular_items(n, seen=seen)]
+
+    def _filter(
+        self,
+        merged: list[Candidate],
+        seen: set[int],
+        exclude: set[int],
+        genres: list[str],
+        year_range: tuple[int | None, int | None] | None,
+    ) -> list[Candidate]:
+        by_id = {c.movie_id: c for c in merged}
+        items = [
+            self._catalog.item(c.movie_id, c.merged_score)
+            for c in merged
+            if c.movie_id in self._catalog
+        ]
+        kept = filter_items(items, seen, exclude, genres or None, year_range)
+        return [by_id[item.movie_id] for item in kept]
+
+    def _fill_popular(
+        self,
+        candidates: list[Candidate],
+        k: int,
+        seen: set[int],
+        exclude: set[int],
+        genres: list[str],
+        year_range: tuple[int | None, int | None] | None,
+    ) -> list[Candidate]:
+        """Appends popular movies passing the filters until there are k candidates."""
+        have = {c.movie_id for c in candidates}
+        extra = self._catalog.popular_items(
+            k + len(have),
+            seen=seen | have,
+            exclude=exclude,
+            genres=genres or None,
+            year_range=year_range,
+        )
+        floor = min((c.merged_score for c in candidates), default=1.0)
+        out = list(candidates)
+        for rank, item in enumerate(extra[: k - len(out)], start=1):
+            filler = Candidate(item.movie_id)
+            filler.source_scores[SOURCE_POPULAR] = item.score
+            filler.source_ranks[SOURCE_POPULAR] = rank
+            filler.merged_score = floor * 0.5 / rank  # below every real candidate
+            out.append(filler)
+        return out
+
+    def _cold_start(
+        self,
+        user_id: int,
+        k: int,
+        genres: list[str],
+        exclude: set[int],
+        year_range: tuple[int | None, int | None] | None,
+        trace: RequestTrace,
+    ) -> RecommendationResponse:
+        items = self._catalog.cold_start(
+            k, self._rules, exclude=exclude, genres=genres or None, year_range=year_range
+        )
+        sources = {item.movie_id: [SOURCE_POPULAR] for item in items}
+        return self._response(user_id, items, sources, trace, cold_start=True)
+
+    def _response(
+        self,
+        user_id: int,
+        items: Sequence[Item],
+        sources: dict[int, list[str]],
+        trace: RequestTrace,
+        *,
+        cold_start: bool,
+    ) -> RecommendationResponse:
+        out = []
+        for item in items:
+            movie = self._catalog.movies[item.movie_id]
+            out.append(
+                RecommendedMovie(
+                    movie_id=item.movie_id,
+                    title=movie.title,
+                    genres=list(movie.genres),
+                    year=movie.year,
+                    score=float(item.score),
+                    sources=sources.get(item.movie_id, []),
+                )
+            )
+        return RecommendationResponse(
+            user_id=user_id,
+            items=out,
+            model_version=self.model_version,
+            degraded=bool(trace.fallbacks),
+            fallbacks=trace.fallbacks,
+            cold_start=cold_start,
+        )
+
+
+__all__ = [
+    "MovieNotFoundError",
+    "RecommendService",
+    "RequestObserver",
+    "RequestTrace",
+    "StageFailedError",
+    "manifest_version",
+]
