@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.data.parsers._table import TextFormat, fail_at, show
+from models.data.parsers._table import Columns, TextFormat, fail_at, read_table, show
 from models.data.tables import RATING_MAX, RATING_MIN, build
 
 GENDERS = frozenset({"M", "F"})
@@ -35,6 +35,20 @@ def seconds(path: Path, fmt: TextFormat, values: pd.Series) -> pd.Series:
                 path, fmt, row, f"timestamp {show(values.iloc[row])} is not whole seconds"
             )
     return values.astype("int64")
+
+
+RATING_COLUMNS: Columns = [
+    ("user_id", "int"),
+    ("movie_id", "int"),
+    ("rating", "float"),
+    ("timestamp", "int"),
+]
+"""user_id, movie_id, rating, timestamp: the column order of u.data, ratings.dat and ratings.csv."""
+
+
+def read_ratings_table(path: Path, fmt: TextFormat) -> pd.DataFrame:
+    """Reads a delimited user_id, movie_id, rating, timestamp file into the ratings table."""
+    return ratings_frame(path, fmt, read_table(path, fmt, RATING_COLUMNS))
 
 
 def ratings_frame(path: Path, fmt: TextFormat, raw: pd.DataFrame) -> pd.DataFrame:

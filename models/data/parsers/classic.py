@@ -19,7 +19,7 @@ from models.data.errors import DatasetError
 from models.data.parsers._common import (
     first_bad,
     movies_frame,
-    ratings_frame,
+    read_ratings_table,
     users_frame,
 )
 from models.data.parsers._table import Columns, Kind, TextFormat, fail_at, read_table
@@ -67,13 +67,7 @@ def parse_classic(directory: Path, variant: str = "ml-100k") -> MovieLens:
 
 def read_ratings(path: Path) -> pd.DataFrame:
     """Reads u.data into the ratings table."""
-    columns: Columns = [
-        ("user_id", "int"),
-        ("movie_id", "int"),
-        ("rating", "float"),
-        ("timestamp", "int"),
-    ]
-    return ratings_frame(path, TAB, read_table(path, TAB, columns))
+    return read_ratings_table(path, TAB)
 
 
 def read_genre_names(path: Path) -> tuple[str, ...]:

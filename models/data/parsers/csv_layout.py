@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.data.errors import DatasetError
-from models.data.parsers._common import movies_frame, ratings_frame, tags_frame
+from models.data.parsers._common import movies_frame, read_ratings_table, tags_frame
 from models.data.parsers._table import Columns, TextFormat, read_header, read_table
 from models.data.schema import MovieLens
 from models.data.titles import split_genres, split_titles
@@ -68,13 +68,7 @@ def check_header(path: Path, expected: tuple[str, ...]) -> None:
 def read_ratings(path: Path) -> pd.DataFrame:
     """Reads ratings.csv into the ratings table."""
     check_header(path, RATINGS_HEADER)
-    columns: Columns = [
-        ("user_id", "int"),
-        ("movie_id", "int"),
-        ("rating", "float"),
-        ("timestamp", "int"),
-    ]
-    return ratings_frame(path, CSV, read_table(path, CSV, columns))
+    return read_ratings_table(path, CSV)
 
 
 def read_movies(path: Path) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.data.parsers._common import first_bad, movies_frame, ratings_frame, users_frame
+from models.data.parsers._common import first_bad, movies_frame, read_ratings_table, users_frame
 from models.data.parsers._table import Columns, TextFormat, fail_at, read_table
 from models.data.schema import MovieLens
 from models.data.titles import split_genres, split_titles
@@ -59,13 +59,7 @@ def parse_dat(directory: Path, variant: str = "ml-1m") -> MovieLens:
 
 def read_ratings(path: Path) -> pd.DataFrame:
     """Reads ratings.dat into the ratings table."""
-    columns: Columns = [
-        ("user_id", "int"),
-        ("movie_id", "int"),
-        ("rating", "float"),
-        ("timestamp", "int"),
-    ]
-    return ratings_frame(path, DAT, read_table(path, DAT, columns))
+    return read_ratings_table(path, DAT)
 
 
 def read_movies(path: Path) -> pd.DataFrame:
