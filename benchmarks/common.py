@@ -1,0 +1,175 @@
+"""Helpers shared by the benchmarks: latency percentiles, call timing, machine info, JSON output.
+
+Kept free of project imports (and of TensorFlow, Ray, Redis) so any benchmark, and any
+subprocess a benchmark starts, can use it cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PACKAGES: tuple[str, ...] = (
+    "numpy",
+    "tensorflow",
+    "tensorflow-recommenders",
+    "ray",
+    "redis",
+    "feast",
+)
+"""Packages whose versions `machine_info` records unless told otherwise."""
+
+
+def percentiles(
+    values_ms: Sequence[float], quantiles: Iterable[float] = (50, 95, 99)
+) -> dict[str, float | int]:
+    """Summary of latency samples.
+
+    Percentiles interpolate linearly between the closest ranks (numpy's default method).
+
+    Args:
+        values_ms: Latency samples in milliseconds (at least one).
+        quantiles: Percentiles to report, each in [0, 100].
+
+    Returns:
+        {"n", "mean_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", ...}: one "p<q>_ms" key per
+        quantile (e.g. 99.9 -> "p99.9_ms").
+
+    Raises:
+        ValueError: No samples, a non-finite sample, or a quantile outside [0, 100].
+    """
+    values = sorted(float(v) for v in values_ms)
+    if not values:
+        raise ValueError("percentiles of an empty sample")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError("latency samples must be finite")
+    out: dict[str, float | int] = {
+        "n": len(values),
+        "mean_ms": math.fsum(values) / len(values),
+        "min_ms": values[0],
+        "max_ms": values[-1],
+    }
+    for q in quantiles:
+        if not 0 <= q <= 100:
+            raise ValueError(f"quantile must be in [0, 100], got {q}")
+        rank = (len(values) - 1) * q / 100
+        low, high = math.floor(rank), math.ceil(rank)
+        value = values[low] + (values[high] - values[low]) * (rank - low)
+        out[f"p{q:g}_ms"] = value
+    return out
+
+
+def time_calls(call: Callable[[], Any], n: int, warmup: int = 0) -> list[float]:
+    """Wall-clock latency of `n` consecutive calls, after `warmup` untimed ones.
+
+    Args:
+        call: What to time (no arguments).
+        n: Timed calls (>= 1).
+        warmup: Untimed calls first.
+
+    Returns:
+        n latencies in milliseconds, in call order.
+    """
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (other work on the machine skews timings)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo, or platform.processor() where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_total_bytes() -> int | None:
+    """Physical memory (MemTotal of /proc/meminfo), None where unavailable."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def package_version(name: str) -> str | None:
+    """Installed version of a distribution, None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info(packages: Iterable[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
+    """What a benchmark ran on: CPUs, memory, OS, Python and package versions.
+
+    Args:
+        packages: Distribution names to report (None for those not installed).
+
+    Returns:
+        {"cpu_count", "cpu_model", "memory_bytes", "platform", "python", "versions"}.
+    """
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "memory_bytes": memory_total_bytes(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {name: package_version(name) for name in packages},
+    }
+
+
+def utc_now() -> str:
+    """Current UTC time, ISO 8601 to the second (e.g. "2025-01-01T12:00:00+00:00")."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def write_json(path: Path | str, payload: Mapping[str, Any]) -> Path:
+    """Writes `payload` as indented JSON, atomically (temp file + rename).
+
+    numpy scalars and arrays become plain numbers and lists, paths become strings; NaN and
+    infinity are refused (they are not JSON).
+
+    Returns:
+        The path written.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=2, default=_json_default, allow_nan=False)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, target)
+    return target
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalars and arrays
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

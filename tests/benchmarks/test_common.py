@@ -1,0 +1,91 @@
+"""Unit tests of the shared benchmark helpers (pure logic, no services)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.common import (
+    load_average,
+    machine_info,
+    percentiles,
+    time_calls,
+    utc_now,
+    write_json,
+)
+
+
+def test_percentiles_interpolate_like_numpy() -> None:
+    samples = [5.0, 1.0, 3.0, 2.0, 4.0, 10.0, 7.5]
+    summary = percentiles(samples, quantiles=(50, 95, 99, 12.5))
+    for q in (50, 95, 99, 12.5):
+        assert summary[f"p{q:g}_ms"] == pytest.approx(np.percentile(samples, q))
+    assert summary["n"] == 7
+    assert summary["min_ms"] == 1.0
+    assert summary["max_ms"] == 10.0
+    assert summary["mean_ms"] == pytest.approx(np.mean(samples))
+
+
+def test_percentiles_of_one_sample() -> None:
+    assert percentiles([2.5]) == {
+        "n": 1,
+        "mean_ms": 2.5,
+        "min_ms": 2.5,
+        "max_ms": 2.5,
+        "p50_ms": 2.5,
+        "p95_ms": 2.5,
+        "p99_ms": 2.5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "quantiles", "message"),
+    [
+        ([], (50,), "empty"),
+        ([1.0, math.nan], (50,), "finite"),
+        ([1.0], (101,), r"\[0, 100\]"),
+    ],
+)
+def test_percentiles_refuses_bad_input(
+    values: list[float], quantiles: tuple[float, ...], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        percentiles(values, quantiles)
+
+
+def test_time_calls_runs_warmup_then_timed_calls() -> None:
+    calls: list[int] = []
+    samples = time_calls(lambda: calls.append(1), n=4, warmup=3)
+    assert len(calls) == 7
+    assert len(samples) == 4
+    assert all(s >= 0 for s in samples)
+    with pytest.raises(ValueError, match="n must be"):
+        time_calls(lambda: None, n=0)
+
+
+def test_machine_info_reports_cpus_and_versions() -> None:
+    info = machine_info(packages=("numpy", "surely-not-an-installed-distribution"))
+    assert info["cpu_count"] >= 1
+    assert isinstance(info["cpu_model"], str) and info["cpu_model"]
+    assert info["versions"]["numpy"] == np.__version__
+    assert info["versions"]["surely-not-an-installed-distribution"] is None
+    assert info["python"].count(".") == 2
+    assert len(load_average()) == 3
+    assert utc_now().endswith("+00:00")
+
+
+def test_write_json_converts_numpy_and_is_atomic(tmp_path: Path) -> None:
+    path = write_json(
+        tmp_path / "out" / "r.json",
+        {"a": np.float32(1.5), "b": np.arange(3), "c": np.int64(7), "p": Path("/x")},
+    )
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1, 2], "c": 7, "p": "/x"}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "nan.json", {"x": math.nan})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_json(tmp_path / "obj.json", {"x": object()})
