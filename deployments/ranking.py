@@ -21,10 +21,11 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 from ray import serve
-from ray.serve import metrics
 
 from deployments.common import StageUnavailableError, describe, health_payload, prepare_tensorflow
 from deployments.config import RankingSettings, ServingContext
+from deployments.observability.backends import RayServeBackend
+from deployments.observability.definitions import RANKING_BATCH_SIZE
 from deployments.ranking_inputs import (
     INPUTS_FILE,
     SAVED_MODEL_DIR,
@@ -164,11 +165,7 @@ class Ranking:
         self._settings = RankingSettings()
         self._stats = BatchStats()
         self._threads = (intra_op_threads, inter_op_threads)
-        self._batch_metric = metrics.Histogram(
-            "movierec_ranking_batch_size",
-            description="Requests scored together by one ranker call.",
-            boundaries=[1, 2, 4, 8, 16, 32, 64],
-        )
+        self._batch_metric = RayServeBackend().histogram(RANKING_BATCH_SIZE)
         self._ranking_dir = context.layout.ranking_dir
         self._failed_at = float("-inf")
         self._load_lock = threading.Lock()

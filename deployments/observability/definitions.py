@@ -1,0 +1,179 @@
+"""Every metric movierec exports: name, type, description, labels and buckets. One place.
+
+Conventions (Prometheus): base units (seconds, ratios 0..1), `_total` on counters, `_seconds`
+on durations, `_ratio` on fractions; no user or movie ids as label values, and every label
+drawn from a bounded vocabulary (`deployments.observability.labels`).
+
+The names here are the names stored in Prometheus. Ray's metrics agent exports a metric of a
+Serve replica with a `ray_` prefix (`ray_movierec_fallbacks_total`) and adds the labels
+`application`, `deployment` and `replica` (plus Ray's `WorkerId`, `NodeAddress`,
+`SessionName`...); `monitoring/prometheus.yml` strips the prefix at scrape time, so the Serve
+app and the single-process baseline (prometheus_client, no prefix) store the same names and
+the dashboards work on both. A counter keeps its `_total` through both exporters (both follow
+the OpenMetrics rule: the suffix is added once, never twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from deployments.config import SOURCES
+from deployments.observability.labels import REASONS, SOURCE_PAIRS, STAGES
+
+RESERVED_LABELS = frozenset({"application", "deployment", "replica", "route", "le"})
+"""Labels Ray Serve (or Prometheus, for `le`) sets itself: no metric may declare them."""
+
+
+class Kind(StrEnum):
+    """Prometheus metric types."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric.
+
+    Attributes:
+        name: The name as stored in Prometheus (counters end with `_total`).
+        kind: Counter, gauge or histogram.
+        description: The HELP text.
+        labels: Label names; each has a bounded vocabulary (`LABEL_VALUES`).
+        buckets: Histogram upper bounds, increasing and positive (Ray refuses <= 0); the
+            `+Inf` bucket is implicit.
+    """
+
+    name: str
+    kind: Kind
+    description: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def series_names(self) -> tuple[str, ...]:
+        """The sample names Prometheus stores for this metric."""
+        if self.kind is Kind.HISTOGRAM:
+            return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
+        return (self.name,)
+
+
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+COUNT_BUCKETS: tuple[float, ...] = (0.5, 1, 5, 10, 25, 50, 100, 200, 300, 500, 1000, 2000)
+"""Item counts; the 0.5 bucket holds exactly the zeros (counts are integers)."""
+RATIO_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
+"""0.05, 0.10, ..., 1.0: fractions and probabilities."""
+BATCH_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
+
+STAGE_LATENCY = MetricSpec(
+    "movierec_stage_latency_seconds",
+    Kind.HISTOGRAM,
+    "Latency of each stage of a request (stage calls, in-process steps) and of the whole "
+    "request (stage=total), in seconds.",
+    ("stage",),
+    LATENCY_BUCKETS_S,
+)
+SOURCE_CANDIDATES = MetricSpec(
+    "movierec_source_candidates",
+    Kind.HISTOGRAM,
+    "Candidates one source proposed for one request (before merging).",
+    ("source",),
+    COUNT_BUCKETS,
+)
+SOURCE_OVERLAP = MetricSpec(
+    "movierec_source_overlap_ratio",
+    Kind.HISTOGRAM,
+    "Overlap of two sources' candidate lists in one request: shared movies divided by the "
+    "length of the shorter list (1: the shorter list adds nothing).",
+    ("pair",),
+    RATIO_BUCKETS,
+)
+FALLBACKS = MetricSpec(
+    "movierec_fallbacks_total",
+    Kind.COUNTER,
+    "Stages a request went on without (failed, late or skipped), by stage and reason.",
+    ("stage", "reason"),
+)
+DEGRADED = MetricSpec(
+    "movierec_degraded_requests_total",
+    Kind.COUNTER,
+    "Recommendation requests answered degraded (at least one fallback).",
+)
+COLD_STARTS = MetricSpec(
+    "movierec_cold_starts_total",
+    Kind.COUNTER,
+    "Recommendation requests for an unknown user (answered with the cold-start list).",
+)
+RANKING_BATCH_SIZE = MetricSpec(
+    "movierec_ranking_batch_size",
+    Kind.HISTOGRAM,
+    "Requests scored together by one ranker call (Ranking deployment).",
+    (),
+    BATCH_BUCKETS,
+)
+RANKING_SCORE = MetricSpec(
+    "movierec_ranking_score",
+    Kind.HISTOGRAM,
+    "Ranker score (relevance probability) of each served movie, before business-rule boosts.",
+    (),
+    RATIO_BUCKETS,
+)
+SERVED_ITEMS = MetricSpec(
+    "movierec_served_items_total",
+    Kind.COUNTER,
+    "Movies served in recommendation lists.",
+)
+SERVED_GENRE_ITEMS = MetricSpec(
+    "movierec_served_genre_items_total",
+    Kind.COUNTER,
+    "Served movies having each genre (a movie with two genres counts for both).",
+    ("genre",),
+)
+POPULARITY = MetricSpec(
+    "movierec_served_popularity_ratio",
+    Kind.HISTOGRAM,
+    "Mean popularity percentile of one response's movies (1: the most rated movie of the "
+    "catalog; 0: never rated).",
+    (),
+    RATIO_BUCKETS,
+)
+COVERAGE = MetricSpec(
+    "movierec_catalog_coverage_ratio",
+    Kind.GAUGE,
+    "Distinct movies this replica served over its sliding window, divided by the catalog "
+    "size (per replica: take the max over replicas, a lower bound of the global coverage).",
+)
+
+SERVING_METRICS: tuple[MetricSpec, ...] = (
+    STAGE_LATENCY,
+    SOURCE_CANDIDATES,
+    SOURCE_OVERLAP,
+    FALLBACKS,
+    DEGRADED,
+    COLD_STARTS,
+    RANKING_SCORE,
+    SERVED_ITEMS,
+    SERVED_GENRE_ITEMS,
+    POPULARITY,
+    COVERAGE,
+)
+"""What the request path records (the Controller, or the monolith's single process)."""
+
+RANKING_METRICS: tuple[MetricSpec, ...] = (RANKING_BATCH_SIZE,)
+"""What the Ranking deployment records."""
+
+ALL_METRICS: tuple[MetricSpec, ...] = SERVING_METRICS + RANKING_METRICS
+
+LABEL_VALUES: dict[str, tuple[str, ...] | None] = {
+    "stage": STAGES,
+    "reason": REASONS,
+    "source": SOURCES,
+    "pair": SOURCE_PAIRS,
+    "genre": None,  # the catalog's genres, at most labels.MAX_GENRES, plus "other"
+}
+"""Every label name in use and its closed vocabulary (None: bounded, from the catalog)."""

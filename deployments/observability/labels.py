@@ -1,0 +1,83 @@
+"""Bounded label vocabularies, and the functions that map raw values onto them.
+
+A Prometheus label value creates a time series; a free-text or per-user value creates one per
+distinct value, without bound. Every label of `definitions` is therefore drawn from a closed
+vocabulary here: raw stage names, fallback reasons and genres are mapped onto it, and anything
+unexpected becomes `OTHER` instead of a new series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import combinations
+
+from deployments.config import SOURCES
+
+OTHER = "other"
+"""The label value of anything outside a vocabulary."""
+
+STAGES: tuple[str, ...] = (
+    "retrieval",
+    "vss",
+    "features",
+    "candidate_features",
+    "ranking",
+    "rules",
+    "similar",
+    "total",
+    OTHER,
+)
+"""`stage` label values: the stage calls and in-process steps of a request, and `total`."""
+
+_STAGE_ALIASES = {"vector_search": "vss"}
+"""Stage names of the API's `fallbacks` that the metrics spell differently."""
+
+REASONS: tuple[str, ...] = ("timeout", "unavailable", "error", "skipped", "bad_output", OTHER)
+"""`reason` label values of a fallback (see `reason_label`)."""
+
+SOURCE_PAIRS: tuple[str, ...] = tuple(f"{a}_{b}" for a, b in combinations(SOURCES, 2))
+"""`pair` label values: two candidate sources, in merge order (e.g. "retrieval_vss")."""
+
+MAX_GENRES = 40
+"""At most this many genre label values (MovieLens has 19 or 20); the rest is `OTHER`."""
+
+
+def stage_label(stage: str) -> str:
+    """The `stage` label of a stage name ("vector_search" is "vss"; unknown: "other")."""
+    stage = _STAGE_ALIASES.get(stage, stage)
+    return stage if stage in STAGES else OTHER
+
+
+def reason_label(reason: str) -> str:
+    """The `reason` category of a fallback reason as the API reports it.
+
+    The API's reasons are `deployments.common.public_reason` categories ("timeout",
+    "unavailable", "error (ExceptionName)"), a timeout with its deadline ("timeout after
+    0.5 s"), a skipped stage ("skipped: ...") or a stage answer that could not be used
+    ("wrong number of scores; ..."). The exception name is dropped: it is unbounded.
+    """
+    text = reason.strip().lower()
+    for prefix, label in (
+        ("timeout", "timeout"),
+        ("unavailable", "unavailable"),
+        ("error", "error"),
+        ("skipped", "skipped"),
+        ("wrong", "bad_output"),
+        ("invalid", "bad_output"),
+    ):
+        if text.startswith(prefix):
+            return label
+    return OTHER
+
+
+def source_pair(first: str, second: str) -> str:
+    """The `pair` label of two sources, whatever their order (unknown source: "other")."""
+    if first not in SOURCES or second not in SOURCES or first == second:
+        return OTHER
+    a, b = sorted((first, second), key=SOURCES.index)
+    return f"{a}_{b}"
+
+
+def genre_vocabulary(genres: Iterable[str], limit: int = MAX_GENRES) -> frozenset[str]:
+    """The genre label values of a catalog: its genres in name order, at most `limit`."""
+    return frozenset(sorted(set(genres))[:limit])

@@ -1,0 +1,123 @@
+"""ServingMetrics on the prometheus_client backend: what a request records, value by value."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from deployments.catalog import Catalog, Movie
+from deployments.observability.backends import PrometheusClientBackend
+from deployments.observability.serving import ServingMetrics, popularity_percentiles
+
+MOVIES = [
+    Movie(1, "A", ("Drama",), 1995),
+    Movie(2, "B", ("Drama", "Romance"), 1990),
+    Movie(3, "C", ("Comedy",), 1980),
+    Movie(4, "D", ("War", "Drama"), 1999),
+    Movie(5, "E", (), 1970),
+]
+POPULAR = [3, 1, 2, 4]  # movie 5 was never rated
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Setup = tuple[ServingMetrics, CollectorRegistry, Clock]
+
+
+@pytest.fixture
+def setup() -> Setup:
+    backend = PrometheusClientBackend()
+    clock = Clock()
+    metrics = ServingMetrics(backend, Catalog(MOVIES, POPULAR), coverage_window_s=60, clock=clock)
+    return metrics, backend.registry, clock
+
+
+def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, labels)
+    assert value is not None, (name, labels)
+    return value
+
+
+def test_popularity_percentiles() -> None:
+    percentiles = popularity_percentiles(Catalog(MOVIES, POPULAR))
+    assert percentiles == {3: 1.0, 1: 0.75, 2: 0.5, 4: 0.25}
+
+
+def test_stage_latencies_and_fallbacks_get_bounded_labels(setup: Setup) -> None:
+    metrics, registry, _ = setup
+    metrics.stage("vector_search", 0.004)
+    metrics.stage("total", 0.030)
+    metrics.stage("a stage nobody declared", 0.001)
+    metrics.fallback("ranking", "timeout after 1 s")
+    metrics.fallback("vector_search", "skipped: no seeds without the user's features")
+    metrics.fallback("retrieval", "error (ConnectionError)")
+    name = "movierec_stage_latency_seconds"
+    assert _value(registry, f"{name}_count", stage="vss") == 1
+    assert _value(registry, f"{name}_sum", stage="total") == pytest.approx(0.030)
+    assert _value(registry, f"{name}_bucket", stage="total", le="0.03") == 1
+    assert _value(registry, f"{name}_bucket", stage="total", le="0.02") == 0
+    assert _value(registry, f"{name}_count", stage="other") == 1
+    fallbacks = "movierec_fallbacks_total"
+    assert _value(registry, fallbacks, stage="ranking", reason="timeout") == 1
+    assert _value(registry, fallbacks, stage="vss", reason="skipped") == 1
+    assert _value(registry, fallbacks, stage="retrieval", reason="error") == 1
+
+
+def test_candidate_counts_and_source_overlap(setup: Setup) -> None:
+    metrics, registry, _ = setup
+    metrics.candidates({"retrieval": [1, 2, 3, 4, 5, 6], "vss": [5, 6, 7, 8], "popular": []})
+    name = "movierec_source_candidates"
+    assert _value(registry, f"{name}_sum", source="retrieval") == 6
+    assert _value(registry, f"{name}_sum", source="vss") == 4
+    assert _value(registry, f"{name}_bucket", source="popular", le="0.5") == 1  # a zero
+    overlap = "movierec_source_overlap_ratio"
+    assert _value(registry, f"{overlap}_sum", pair="retrieval_vss") == pytest.approx(0.5)
+    # an empty list has no overlap to speak of
+    assert registry.get_sample_value(f"{overlap}_count", {"pair": "retrieval_popular"}) is None
+
+
+def test_request_outcomes(setup: Setup) -> None:
+    metrics, registry, _ = setup
+    metrics.request(cold_start=True, degraded=False)
+    metrics.request(cold_start=False, degraded=True)
+    metrics.request(cold_start=False, degraded=False)
+    assert _value(registry, "movierec_cold_starts_total") == 1
+    assert _value(registry, "movierec_degraded_requests_total") == 1
+
+
+def test_served_items_genres_popularity_scores_and_coverage(setup: Setup) -> None:
+    metrics, registry, clock = setup
+    metrics.served([3, 4, 5], ranker_scores=[0.9, 0.42, 0.1])
+    assert _value(registry, "movierec_served_items_total") == 3
+    genres = "movierec_served_genre_items_total"
+    assert _value(registry, genres, genre="Comedy") == 1
+    assert _value(registry, genres, genre="Drama") == 1
+    assert _value(registry, genres, genre="War") == 1
+    assert registry.get_sample_value(genres, {"genre": "Romance"}) is None
+    popularity = "movierec_served_popularity_ratio"
+    assert _value(registry, f"{popularity}_sum") == pytest.approx((1.0 + 0.25 + 0.0) / 3)
+    assert _value(registry, f"{popularity}_count") == 1
+    assert _value(registry, "movierec_ranking_score_count") == 3
+    assert _value(registry, "movierec_ranking_score_bucket", le="0.45") == 2
+    assert _value(registry, "movierec_catalog_coverage_ratio") == pytest.approx(3 / 5)
+
+    clock.now = 30.0
+    metrics.served([1, 3])  # no ranker scores: cold start or the ranking fallback
+    assert _value(registry, "movierec_ranking_score_count") == 3
+    assert _value(registry, "movierec_catalog_coverage_ratio") == pytest.approx(4 / 5)
+    clock.now = 75.0  # 3, 4, 5 of t=0 expired; 1 and 3 of t=30 remain
+    metrics.served([2])
+    assert _value(registry, "movierec_catalog_coverage_ratio") == pytest.approx(3 / 5)
+
+
+def test_an_empty_answer_records_no_items(setup: Setup) -> None:
+    metrics, registry, _ = setup
+    metrics.served([])
+    assert registry.get_sample_value("movierec_served_items_total") == 0
+    assert registry.get_sample_value("movierec_served_popularity_ratio_count") == 0
