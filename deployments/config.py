@@ -151,6 +151,17 @@ class MovieCacheSettings(_Strict):
     prefetch: int = Field(default=2000, ge=0, le=1_000_000)
 
 
+class MonitoringSettings(_Strict):
+    """The Controller's model-health metrics (`user_config.monitoring`).
+
+    Attributes:
+        coverage_window_s: Window of the catalog coverage gauge: the distinct movies a
+            replica served over the last this many seconds.
+    """
+
+    coverage_window_s: float = Field(default=3600.0, gt=0.0, le=7 * 86_400.0)
+
+
 class ControllerConfig(_Strict):
     """The Controller's `user_config`.
 
@@ -162,6 +173,7 @@ class ControllerConfig(_Strict):
         rules: Post-ranking rules.
         timeouts: Per-stage deadlines.
         movie_cache: The near cache of candidate movie features.
+        monitoring: The model-health metrics.
     """
 
     model_version: str = Field(default="", max_length=200)
@@ -172,6 +184,7 @@ class ControllerConfig(_Strict):
     rules: RulesSettings = RulesSettings()
     timeouts: StageTimeouts = StageTimeouts()
     movie_cache: MovieCacheSettings = MovieCacheSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @model_validator(mode="after")
     def _known_sources(self) -> ControllerConfig:

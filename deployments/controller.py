@@ -13,41 +13,17 @@ from typing import Any
 
 from fastapi import FastAPI
 from ray import serve
-from ray.serve import metrics
 from ray.serve.handle import DeploymentHandle
 
 from deployments.api import create_app
 from deployments.catalog import Catalog
 from deployments.config import ControllerConfig, ServingContext
-from deployments.schemas import RecommendationResponse
-from deployments.service import RecommendService, RequestTrace, manifest_version
+from deployments.observability.backends import RayServeBackend
+from deployments.observability.serving import ServingMetrics
+from deployments.service import RecommendService, manifest_version
 from deployments.stage_client import HandleClient, Stages
 
 logger = logging.getLogger(__name__)
-
-
-class StageMetrics:
-    """Records each request's stage latencies and fallbacks with Ray Serve's metrics API."""
-
-    def __init__(self) -> None:
-        self._stage_ms = metrics.Histogram(
-            "movierec_stage_latency_ms",
-            description="Latency of each stage call made by the Controller.",
-            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
-            tag_keys=("stage",),
-        )
-        self._fallback_count = metrics.Counter(
-            "movierec_fallbacks_total",
-            description="Requests served without a stage's output.",
-            tag_keys=("stage",),
-        )
-
-    def observe(self, trace: RequestTrace, response: RecommendationResponse) -> None:
-        """Called by the service once per answered request."""
-        for stage, elapsed_ms in trace.timings.items():
-            self._stage_ms.observe(elapsed_ms, tags={"stage": stage})
-        for fallback in trace.fallbacks:
-            self._fallback_count.inc(tags={"stage": fallback.stage})
 
 
 @serve.deployment(
@@ -78,6 +54,7 @@ class Controller:
             context: The artifacts tree.
         """
         catalog = Catalog.load(context.layout.catalog_dir)
+        self._metrics = ServingMetrics(RayServeBackend(), catalog)
         self._service = RecommendService(
             Stages(
                 retrieval=HandleClient(retrieval),
@@ -87,7 +64,7 @@ class Controller:
             ),
             catalog,
             manifest_version(context),
-            observer=StageMetrics(),
+            observer=self._metrics,
         )
         logger.info(
             "catalog: %d movies, %d genres, %d popular",
@@ -102,7 +79,9 @@ class Controller:
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Applies the `user_config` (`ControllerConfig`) without a restart."""
-        self._service.configure(ControllerConfig.model_validate(config or {}))
+        validated = ControllerConfig.model_validate(config or {})
+        self._service.configure(validated)
+        self._metrics.set_coverage_window(validated.monitoring.coverage_window_s)
 
 
-__all__ = ["Controller", "StageMetrics"]
+__all__ = ["Controller"]

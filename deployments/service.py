@@ -68,6 +68,7 @@ class RequestTrace:
         fallbacks: Stages that failed or were skipped, with a public reason.
         timings: Stage name -> wall time of its call, in milliseconds.
         candidates: Source name -> candidates it proposed (after the seen filter).
+        merged: Distinct candidates after merging the sources.
         overlap: Candidates proposed by more than one source.
         ranked_scores: The ranker's scores of every ranked candidate (empty without ranking).
         started: `time.perf_counter()` at the start of the request, in seconds.
@@ -77,6 +78,7 @@ class RequestTrace:
         self.fallbacks: list[Fallback] = []
         self.timings: dict[str, float] = {}
         self.candidates: dict[str, int] = {}
+        self.merged = 0
         self.overlap = 0
         self.ranked_scores: list[float] = []
         self.started = time.perf_counter()
@@ -410,6 +412,7 @@ class RecommendService:
             lists[SOURCE_POPULAR] = self._popular(counts.popular, seen)
         merged = merge_candidates(lists, config.weights)
         trace.candidates = {source: len(hits) for source, hits in lists.items()}
+        trace.merged = len(merged)
         trace.overlap = sum(1 for c in merged if len(c.sources) > 1)
         candidates = self._filter(merged, seen, exclude, genres, year_range)
         if len(candidates) < k:
@@ -425,7 +428,9 @@ class RecommendService:
                 for c, s in zip(candidates, scores, strict=True)
             ]
             scored.sort(key=lambda item: -item.score)
+        started = time.perf_counter()
         top = apply_post_rules(scored, self._rules, self._catalog.newest_year, k, genres)
+        trace.timings["rules"] = 1000.0 * (time.perf_counter() - started)
         sources = {c.movie_id: c.sources for c in candidates}
         return self._response(user_id, top, sources, trace, cold_start=False)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from deployments.config import SOURCES
-from deployments.observability.labels import REASONS, SOURCE_PAIRS, STAGES
+from deployments.observability.labels import OTHER, REASONS, STAGES
 
 RESERVED_LABELS = frozenset({"application", "deployment", "replica", "route", "le"})
 """Labels Ray Serve (or Prometheus, for `le`) sets itself: no metric may declare them."""
@@ -69,6 +69,9 @@ COUNT_BUCKETS: tuple[float, ...] = (0.5, 1, 5, 10, 25, 50, 100, 200, 300, 500, 1
 RATIO_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
 """0.05, 0.10, ..., 1.0: fractions and probabilities."""
 BATCH_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
+SCORE_SAMPLES = 20
+"""At most this many ranker scores are observed per request (each observation through Ray
+costs a few microseconds; 20 order statistics keep the distribution's shape)."""
 
 STAGE_LATENCY = MetricSpec(
     "movierec_stage_latency_seconds",
@@ -88,9 +91,9 @@ SOURCE_CANDIDATES = MetricSpec(
 SOURCE_OVERLAP = MetricSpec(
     "movierec_source_overlap_ratio",
     Kind.HISTOGRAM,
-    "Overlap of two sources' candidate lists in one request: shared movies divided by the "
-    "length of the shorter list (1: the shorter list adds nothing).",
-    ("pair",),
+    "Share of one request's merged candidates that more than one source proposed (observed "
+    "when at least two sources proposed something).",
+    (),
     RATIO_BUCKETS,
 )
 FALLBACKS = MetricSpec(
@@ -119,7 +122,8 @@ RANKING_BATCH_SIZE = MetricSpec(
 RANKING_SCORE = MetricSpec(
     "movierec_ranking_score",
     Kind.HISTOGRAM,
-    "Ranker score (relevance probability) of each served movie, before business-rule boosts.",
+    "Ranker scores (relevance probabilities) of each request's ranked candidates: all of them, "
+    f"or {SCORE_SAMPLES} evenly spaced order statistics when there are more.",
     (),
     RATIO_BUCKETS,
 )
@@ -172,8 +176,7 @@ ALL_METRICS: tuple[MetricSpec, ...] = SERVING_METRICS + RANKING_METRICS
 LABEL_VALUES: dict[str, tuple[str, ...] | None] = {
     "stage": STAGES,
     "reason": REASONS,
-    "source": SOURCES,
-    "pair": SOURCE_PAIRS,
+    "source": (*SOURCES, OTHER),
     "genre": None,  # the catalog's genres, at most labels.MAX_GENRES, plus "other"
 }
 """Every label name in use and its closed vocabulary (None: bounded, from the catalog)."""

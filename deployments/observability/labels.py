@@ -9,7 +9,6 @@ unexpected becomes `OTHER` instead of a new series.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import combinations
 
 from deployments.config import SOURCES
 
@@ -23,20 +22,17 @@ STAGES: tuple[str, ...] = (
     "candidate_features",
     "ranking",
     "rules",
-    "similar",
     "total",
     OTHER,
 )
-"""`stage` label values: the stage calls and in-process steps of a request, and `total`."""
+"""`stage` label values: the stage calls and in-process steps of a request, and `total`
+(the API's "vector_search" is "vss")."""
 
 _STAGE_ALIASES = {"vector_search": "vss"}
 """Stage names of the API's `fallbacks` that the metrics spell differently."""
 
 REASONS: tuple[str, ...] = ("timeout", "unavailable", "error", "skipped", "bad_output", OTHER)
 """`reason` label values of a fallback (see `reason_label`)."""
-
-SOURCE_PAIRS: tuple[str, ...] = tuple(f"{a}_{b}" for a, b in combinations(SOURCES, 2))
-"""`pair` label values: two candidate sources, in merge order (e.g. "retrieval_vss")."""
 
 MAX_GENRES = 40
 """At most this many genre label values (MovieLens has 19 or 20); the rest is `OTHER`."""
@@ -70,12 +66,9 @@ def reason_label(reason: str) -> str:
     return OTHER
 
 
-def source_pair(first: str, second: str) -> str:
-    """The `pair` label of two sources, whatever their order (unknown source: "other")."""
-    if first not in SOURCES or second not in SOURCES or first == second:
-        return OTHER
-    a, b = sorted((first, second), key=SOURCES.index)
-    return f"{a}_{b}"
+def source_label(source: str) -> str:
+    """The `source` label of a candidate source (unknown: "other")."""
+    return source if source in SOURCES else OTHER
 
 
 def genre_vocabulary(genres: Iterable[str], limit: int = MAX_GENRES) -> frozenset[str]:

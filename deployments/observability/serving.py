@@ -1,37 +1,42 @@
 """The request path's metrics: service health (stages, candidates, fallbacks) and model health
 (scores, coverage, popularity bias, genre mix).
 
-`ServingMetrics` owns the instruments of `definitions.SERVING_METRICS` on one backend and
-the per-replica bookkeeping the model-health metrics need (popularity percentiles, genre
-labels, the coverage window). The Serve Controller and the monolith baseline each create one.
+`ServingMetrics` owns the instruments of `definitions.SERVING_METRICS` on one backend and the
+bookkeeping the model-health metrics need (popularity percentiles, genre labels, the coverage
+window). It is the `RequestObserver` of `RecommendService`: the Serve Controller builds one on
+`RayServeBackend`, a single process (the monolith baseline) on `PrometheusClientBackend`::
+
+    backend = PrometheusClientBackend(prometheus_client.REGISTRY)
+    service = RecommendService(stages, catalog, version, observer=ServingMetrics(backend, catalog))
 
 Catalog coverage is a per-replica sliding window: each replica counts the distinct movies it
 served over the last `coverage_window_s` and exports that over the catalog size. Distinct
-counts do not add up across replicas and a per-movie label would create one series per
-movie, so the exact global number is not exported: with N replicas behind Serve's router
-each sees about 1/N of the traffic, and the max over replicas is a lower bound of the global
-coverage (exact with one replica, and in the single-process baseline). The offline
-evaluation gives the exact coverage of a user population.
+counts do not add up across replicas, and a per-movie label would create one series per
+movie, so the global number is not exported: behind Serve's router each of N replicas sees
+about 1/N of the traffic, and the max over replicas is a lower bound of the global coverage
+(exact with one replica, and in the single-process baseline). The offline evaluation gives
+the exact coverage of a user population.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from deployments.catalog import Catalog
-from deployments.config import SOURCES
 from deployments.observability import definitions as d
 from deployments.observability.backends import MetricsBackend
 from deployments.observability.labels import (
     OTHER,
     genre_vocabulary,
     reason_label,
-    source_pair,
+    source_label,
     stage_label,
 )
 from deployments.observability.window import SlidingDistinct
+from deployments.schemas import RecommendationResponse
+from deployments.service import RequestTrace
 
 DEFAULT_COVERAGE_WINDOW_S = 3600.0
 
@@ -41,6 +46,16 @@ def popularity_percentiles(catalog: Catalog) -> dict[int, float]:
     least rated of the P movies of the popularity list. Movies not in it are absent (0)."""
     total = len(catalog.popular_ids)
     return {movie_id: 1.0 - rank / total for rank, movie_id in enumerate(catalog.popular_ids)}
+
+
+def score_sample(scores: Sequence[float], n: int = d.SCORE_SAMPLES) -> list[float]:
+    """All `scores` if there are at most `n`, else `n` evenly spaced order statistics (the
+    midpoints of n equal strata of the sorted scores), so the histogram keeps their shape."""
+    if len(scores) <= n:
+        return list(scores)
+    ordered = sorted(scores)
+    step = len(ordered) / n
+    return [ordered[int((i + 0.5) * step)] for i in range(n)]
 
 
 class ServingMetrics:
@@ -78,6 +93,27 @@ class ServingMetrics:
         self._window = SlidingDistinct(coverage_window_s)
         self._clock = clock
 
+    def set_coverage_window(self, seconds: float) -> None:
+        """Changes the coverage window (applies from the next request on).
+
+        Raises:
+            ValueError: `seconds` is not > 0.
+        """
+        if seconds <= 0:
+            raise ValueError(f"coverage window must be > 0 s, got {seconds}")
+        self._window.window_s = seconds
+
+    def observe(self, trace: RequestTrace, response: RecommendationResponse) -> None:
+        """Records one answered recommendation request (`RequestObserver`)."""
+        for stage, elapsed_ms in trace.timings.items():
+            self.stage(stage, elapsed_ms / 1000.0)
+        self.stage("total", trace.elapsed_ms() / 1000.0)
+        for fallback in trace.fallbacks:
+            self.fallback(fallback.stage, fallback.reason)
+        self.candidates(trace.candidates, trace.merged, trace.overlap)
+        self.request(cold_start=response.cold_start, degraded=response.degraded)
+        self.served([item.movie_id for item in response.items], trace.ranked_scores)
+
     def stage(self, stage: str, seconds: float) -> None:
         """One stage's latency (`stage` as the request flow names it; "total" for the
         whole request)."""
@@ -87,21 +123,18 @@ class ServingMetrics:
         """A stage the request went on without, and the API's reason for it."""
         self.fallbacks.inc(1, {"stage": stage_label(stage), "reason": reason_label(reason)})
 
-    def candidates(self, lists: Mapping[str, Iterable[int]]) -> None:
-        """The candidate movie ids each source proposed (before merging): counts per source,
-        and the overlap of every pair of sources that both proposed something."""
-        sets = {source: set(ids) for source, ids in lists.items()}
-        for source, ids in sets.items():
-            self.source_candidates.observe(
-                len(ids), {"source": source if source in SOURCES else OTHER}
-            )
-        names = list(sets)
-        for i, first in enumerate(names):
-            for second in names[i + 1 :]:
-                a, b = sets[first], sets[second]
-                if a and b:
-                    ratio = len(a & b) / min(len(a), len(b))
-                    self.source_overlap.observe(ratio, {"pair": source_pair(first, second)})
+    def candidates(self, counts: Mapping[str, int], merged: int, overlap: int) -> None:
+        """Candidates per source, and the share of the merged ones more than one proposed.
+
+        Args:
+            counts: Source -> candidates it proposed (a cold start has none).
+            merged: Distinct candidates after merging.
+            overlap: Merged candidates proposed by more than one source.
+        """
+        for source, count in counts.items():
+            self.source_candidates.observe(count, {"source": source_label(source)})
+        if merged > 0 and sum(1 for count in counts.values() if count > 0) >= 2:
+            self.source_overlap.observe(overlap / merged)
 
     def request(self, *, cold_start: bool, degraded: bool) -> None:
         """The request's outcome (counted once per recommendation request)."""
@@ -111,9 +144,9 @@ class ServingMetrics:
             self.degraded.inc()
 
     def served(self, movie_ids: Sequence[int], ranker_scores: Sequence[float] = ()) -> None:
-        """The movies of one answer, and their ranker scores (empty when ranking did not
-        run: cold start, or the ranking fallback's merged-score order)."""
-        for score in ranker_scores:
+        """The movies of one answer, and the ranker's scores of the request's candidates
+        (empty when ranking did not run: cold start, or the ranking fallback)."""
+        for score in score_sample(ranker_scores):
             self.ranking_score.observe(float(score))
         if not movie_ids:
             return

@@ -7,7 +7,9 @@ from prometheus_client import CollectorRegistry
 
 from deployments.catalog import Catalog, Movie
 from deployments.observability.backends import PrometheusClientBackend
-from deployments.observability.serving import ServingMetrics, popularity_percentiles
+from deployments.observability.serving import ServingMetrics, popularity_percentiles, score_sample
+from deployments.schemas import RecommendationResponse, RecommendedMovie
+from deployments.service import RequestTrace
 
 MOVIES = [
     Movie(1, "A", ("Drama",), 1995),
@@ -71,15 +73,17 @@ def test_stage_latencies_and_fallbacks_get_bounded_labels(setup: Setup) -> None:
 
 def test_candidate_counts_and_source_overlap(setup: Setup) -> None:
     metrics, registry, _ = setup
-    metrics.candidates({"retrieval": [1, 2, 3, 4, 5, 6], "vss": [5, 6, 7, 8], "popular": []})
+    metrics.candidates({"retrieval": 6, "vss": 4, "popular": 0}, merged=8, overlap=2)
     name = "movierec_source_candidates"
     assert _value(registry, f"{name}_sum", source="retrieval") == 6
     assert _value(registry, f"{name}_sum", source="vss") == 4
     assert _value(registry, f"{name}_bucket", source="popular", le="0.5") == 1  # a zero
     overlap = "movierec_source_overlap_ratio"
-    assert _value(registry, f"{overlap}_sum", pair="retrieval_vss") == pytest.approx(0.5)
-    # an empty list has no overlap to speak of
-    assert registry.get_sample_value(f"{overlap}_count", {"pair": "retrieval_popular"}) is None
+    assert _value(registry, f"{overlap}_sum") == pytest.approx(2 / 8)
+    metrics.candidates({"retrieval": 0, "popular": 100}, merged=100, overlap=0)
+    assert _value(registry, f"{overlap}_count") == 1  # one source: no overlap to speak of
+    metrics.candidates({}, merged=0, overlap=0)  # a cold start
+    assert _value(registry, f"{name}_count", source="popular") == 2
 
 
 def test_request_outcomes(setup: Setup) -> None:
@@ -121,3 +125,52 @@ def test_an_empty_answer_records_no_items(setup: Setup) -> None:
     metrics.served([])
     assert registry.get_sample_value("movierec_served_items_total") == 0
     assert registry.get_sample_value("movierec_served_popularity_ratio_count") == 0
+
+
+def test_score_sample_keeps_the_order_statistics() -> None:
+    assert score_sample([0.3, 0.1]) == [0.3, 0.1]
+    scores = [i / 100 for i in range(100)]
+    sample = score_sample(scores, n=10)
+    assert sample == [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95]
+    assert len(score_sample(scores[::-1])) == 20
+
+
+def test_observe_records_a_whole_request_from_its_trace(setup: Setup) -> None:
+    metrics, registry, _ = setup
+    trace = RequestTrace()
+    trace.timings.update({"retrieval": 3.0, "vector_search": 2.0, "ranking": 5.0, "rules": 0.1})
+    trace.fail("vector_search", "timeout after 0.5 s")
+    trace.candidates, trace.merged, trace.overlap = {"retrieval": 5, "popular": 3}, 7, 1
+    trace.ranked_scores = [0.2, 0.7]
+    items = [
+        RecommendedMovie(movie_id=m, title="t", genres=[], year=None, score=0.5, sources=[])
+        for m in (1, 3)
+    ]
+    response = RecommendationResponse(
+        user_id=7, items=items, model_version="v", degraded=True, fallbacks=trace.fallbacks
+    )
+    metrics.observe(trace, response)
+    latency = "movierec_stage_latency_seconds"
+    assert _value(registry, f"{latency}_sum", stage="retrieval") == pytest.approx(0.003)
+    assert _value(registry, f"{latency}_sum", stage="vss") == pytest.approx(0.002)
+    assert _value(registry, f"{latency}_sum", stage="rules") == pytest.approx(0.0001)
+    assert _value(registry, f"{latency}_count", stage="total") == 1
+    assert _value(registry, "movierec_fallbacks_total", stage="vss", reason="timeout") == 1
+    assert _value(registry, "movierec_degraded_requests_total") == 1
+    assert _value(registry, "movierec_cold_starts_total") == 0
+    assert _value(registry, "movierec_source_overlap_ratio_sum") == pytest.approx(1 / 7)
+    assert _value(registry, "movierec_ranking_score_count") == 2
+    assert _value(registry, "movierec_served_items_total") == 2
+    assert _value(registry, "movierec_served_popularity_ratio_sum") == pytest.approx(0.875)
+    assert _value(registry, "movierec_catalog_coverage_ratio") == pytest.approx(2 / 5)
+
+
+def test_the_coverage_window_can_change_at_runtime(setup: Setup) -> None:
+    metrics, registry, clock = setup
+    metrics.served([1, 2])
+    clock.now = 20.0
+    metrics.set_coverage_window(10.0)
+    metrics.served([3])
+    assert _value(registry, "movierec_catalog_coverage_ratio") == pytest.approx(1 / 5)
+    with pytest.raises(ValueError, match="> 0"):
+        metrics.set_coverage_window(0)
