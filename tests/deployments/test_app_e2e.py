@@ -1,138 +1,36 @@
 """End to end: the whole app on real Ray Serve, real Redis and tiny real artifacts, over HTTP.
 
-One Serve app per module, deployed the way `serve run serve_config.yaml` deploys it (the
-declarative config path, so a changed `user_config` is a lightweight update): the real
-`serve_config.yaml`, with only the args (artifacts, run dir) and the HTTP port replaced.
-The app finds Redis like in production: through the embedded Redis's state file in its run dir.
+One Serve app per module (`tests/deployments/_serve.py`: the real `serve_config.yaml`, with
+only the args and the HTTP port replaced).
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import socket
 import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from deployments.rules import Item, genre_cap_holds
-from movierec.redis_server import embedded_redis
-from tests.deployments._artifacts import MAX_USER_ID, TinyArtifacts, build_tiny_artifacts
+from tests.deployments._artifacts import MAX_USER_ID
+from tests.deployments._serve import Served, deploy, serve_tiny_app, with_user_config
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = "movierec"
 STAGES = ("controller", "retrieval", "features", "vector_search", "ranking")
 USERS = list(range(1, 41))
 UNKNOWN_USER = 99_999
 
 
-@dataclass
-class Served:
-    """The running app."""
-
-    base_url: str
-    config: dict[str, Any]
-    artifacts: TinyArtifacts
-    http: httpx.Client
-
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        return self.http.get(path, params=params)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _deploy(raw: dict[str, Any], timeout: float = 300.0) -> None:
-    """Submits the config like `serve run`/`serve deploy` do; waits until RUNNING."""
-    from ray import serve
-    from ray.serve._private import api as serve_api
-    from ray.serve.schema import ServeDeploySchema
-
-    config = ServeDeploySchema.model_validate(raw)
-    client = serve_api.serve_start(
-        http_options=config.http_options.model_dump(), proxy_location=config.proxy_location
-    )
-    client.deploy_apps(config, _blocking=False)
-    deadline = time.monotonic() + timeout
-    time.sleep(1.0)
-    while True:
-        status = serve.status().applications.get(APP)
-        if status is not None and status.status == "RUNNING":
-            return
-        if status is not None and status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
-            raise RuntimeError(f"{APP} {status.status}: {status.message[-2000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{APP} not RUNNING after {timeout} s: {status}")
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    import ray
-    from ray import serve
-
-    run_dir = tmp_path_factory.mktemp("serve-run")
-    with embedded_redis(run_dir) as redis_url:
-        started = time.perf_counter()
-        artifacts = build_tiny_artifacts(tmp_path_factory.mktemp("serve") / "artifacts", redis_url)
-        print(f"\nartifacts built in {time.perf_counter() - started:.1f} s: {artifacts.seconds}")
-
-        raw = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-        port = _free_port()
-        raw["http_options"]["port"] = port
-        raw["applications"][0]["args"].update(
-            artifacts_dir=str(artifacts.artifacts_dir),
-            variant=artifacts.layout.variant,
-            mode=artifacts.layout.mode,
-            run_dir=str(run_dir),
-            redis_url=None,
-        )
-        started = time.perf_counter()
-        ray.init(
-            address="local",
-            num_cpus=2,
-            include_dashboard=False,
-            namespace="serve",
-            log_to_driver=False,
-        )
-        try:
-            _deploy(raw)
-            print(f"app deployed in {time.perf_counter() - started:.1f} s")
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
-                yield Served(f"http://127.0.0.1:{port}", raw, artifacts, http)
-        finally:
-            serve.shutdown()
-            ray.shutdown()
-
-
-def _with_user_config(base: dict[str, Any], deployment: str, **changes: Any) -> dict[str, Any]:
-    """A copy of the config with `changes` merged into one deployment's user_config."""
-    raw = copy.deepcopy(base)
-    for entry in raw["applications"][0]["deployments"]:
-        if entry["name"] == deployment:
-            _merge(entry["user_config"], changes)
-    return raw
-
-
-def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            _merge(target.setdefault(key, {}), value)
-        else:
-            target[key] = value
+    with serve_tiny_app(tmp_path_factory) as app:
+        yield app
 
 
 def _health(served: Served) -> dict[str, Any]:
@@ -266,11 +164,11 @@ def test_invalid_requests_get_a_clear_422(
 def test_user_config_change_applies_without_restarting_replicas(served: Served) -> None:
     before_pids = _pids(served)
     before = {u: served.get(f"/recommendations/{u}", k=10).json() for u in USERS}
-    changed = _with_user_config(
+    changed = with_user_config(
         served.config, "Controller", model_version="e2e-v2", rules={"genre_cap": 2}
     )
-    changed = _with_user_config(changed, "Ranking", batch_wait_timeout_s=0.005, max_batch_size=32)
-    _deploy(changed)
+    changed = with_user_config(changed, "Ranking", batch_wait_timeout_s=0.005, max_batch_size=32)
+    deploy(changed)
     health = _wait_for(
         served,
         lambda h: (
@@ -294,17 +192,17 @@ def test_user_config_change_applies_without_restarting_replicas(served: Served) 
     assert held_after > held_before
     assert held_after >= 0.9 * len(USERS)
 
-    _deploy(served.config)  # back to serve_config.yaml
+    deploy(served.config)  # back to serve_config.yaml
     _wait_for(served, lambda h: h["stages"]["controller"]["detail"]["model_version"] != "e2e-v2")
     assert _pids(served) == before_pids
 
 
 def test_failed_stages_degrade_instead_of_failing(served: Served) -> None:
     tiny = 1e-4  # seconds: no stage call can make it
-    degraded = _with_user_config(
+    degraded = with_user_config(
         served.config, "Controller", timeouts={"ranking": tiny, "retrieval": tiny}
     )
-    _deploy(degraded)
+    deploy(degraded)
     _wait_for(
         served,
         lambda h: served.get("/recommendations/3", k=10).json()["degraded"] is True,
@@ -323,7 +221,7 @@ def test_failed_stages_degrade_instead_of_failing(served: Served) -> None:
         sources = {s for i in body["items"] for s in i["sources"]}
         assert "retrieval" not in sources and sources <= {"vss", "popular"}
         assert genre_cap_holds(_items(body), cap=3, window=5)
-    _deploy(served.config)
+    deploy(served.config)
     _wait_for(served, lambda h: served.get("/recommendations/3").json()["degraded"] is False)
 
 

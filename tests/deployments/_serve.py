@@ -1,0 +1,136 @@
+"""The whole app on real Ray Serve, real Redis and tiny real artifacts, for end-to-end tests.
+
+Deployed the way `serve run serve_config.yaml` deploys it (the declarative config path, so a
+changed `user_config` is a lightweight update): the real `serve_config.yaml`, with only the
+args (artifacts, run dir) and the HTTP port replaced. The app finds Redis like in production:
+through the embedded Redis's state file in its run dir. Ray runs in-process (`ray.init` of a
+local instance), never on the machine's shared cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from movierec.redis_server import embedded_redis
+from tests.deployments._artifacts import TinyArtifacts, build_tiny_artifacts
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "movierec"
+
+
+@dataclass
+class Served:
+    """The running app."""
+
+    base_url: str
+    config: dict[str, Any]
+    artifacts: TinyArtifacts
+    http: httpx.Client
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.http.get(path, params=params)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def deploy(raw: dict[str, Any], timeout: float = 300.0) -> None:
+    """Submits the config like `serve run`/`serve deploy` do; waits until RUNNING."""
+    from ray import serve
+    from ray.serve._private import api as serve_api
+    from ray.serve.schema import ServeDeploySchema
+
+    config = ServeDeploySchema.model_validate(raw)
+    client = serve_api.serve_start(
+        http_options=config.http_options.model_dump(), proxy_location=config.proxy_location
+    )
+    client.deploy_apps(config, _blocking=False)
+    deadline = time.monotonic() + timeout
+    time.sleep(1.0)
+    while True:
+        status = serve.status().applications.get(APP)
+        if status is not None and status.status == "RUNNING":
+            return
+        if status is not None and status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
+            raise RuntimeError(f"{APP} {status.status}: {status.message[-2000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{APP} not RUNNING after {timeout} s: {status}")
+        time.sleep(0.5)
+
+
+def with_user_config(base: dict[str, Any], deployment: str, **changes: Any) -> dict[str, Any]:
+    """A copy of the config with `changes` merged into one deployment's user_config."""
+    raw = copy.deepcopy(base)
+    for entry in raw["applications"][0]["deployments"]:
+        if entry["name"] == deployment:
+            _merge(entry["user_config"], changes)
+    return raw
+
+
+def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            _merge(target.setdefault(key, {}), value)
+        else:
+            target[key] = value
+
+
+@contextlib.contextmanager
+def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory, **ray_init: Any) -> Iterator[Served]:
+    """Builds tiny artifacts, starts Ray in-process and deploys the app; yields it running.
+
+    Args:
+        tmp_path_factory: pytest's, for the run dir and the artifacts.
+        ray_init: Extra `ray.init` arguments (e.g. the metrics export port).
+    """
+    import ray
+    from ray import serve
+
+    run_dir = tmp_path_factory.mktemp("serve-run")
+    with embedded_redis(run_dir) as redis_url:
+        started = time.perf_counter()
+        artifacts = build_tiny_artifacts(tmp_path_factory.mktemp("serve") / "artifacts", redis_url)
+        print(f"\nartifacts built in {time.perf_counter() - started:.1f} s: {artifacts.seconds}")
+
+        raw = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+        port = free_port()
+        raw["http_options"]["port"] = port
+        raw["applications"][0]["args"].update(
+            artifacts_dir=str(artifacts.artifacts_dir),
+            variant=artifacts.layout.variant,
+            mode=artifacts.layout.mode,
+            run_dir=str(run_dir),
+            redis_url=None,
+        )
+        started = time.perf_counter()
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            namespace="serve",
+            log_to_driver=False,
+            **ray_init,
+        )
+        try:
+            deploy(raw)
+            print(f"app deployed in {time.perf_counter() - started:.1f} s")
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
+                yield Served(f"http://127.0.0.1:{port}", raw, artifacts, http)
+        finally:
+            serve.shutdown()
+            ray.shutdown()
