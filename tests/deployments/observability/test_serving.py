@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from deployments.catalog import Catalog, Movie
 from deployments.observability.backends import PrometheusClientBackend
+from deployments.observability.definitions import SCORE_SAMPLES
 from deployments.observability.serving import ServingMetrics, popularity_percentiles, score_sample
 from deployments.schemas import RecommendationResponse, RecommendedMovie
 from deployments.service import RequestTrace
@@ -132,7 +133,7 @@ def test_score_sample_keeps_the_order_statistics() -> None:
     scores = [i / 100 for i in range(100)]
     sample = score_sample(scores, n=10)
     assert sample == [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95]
-    assert len(score_sample(scores[::-1])) == 20
+    assert len(score_sample(scores[::-1])) == SCORE_SAMPLES
 
 
 def test_observe_records_a_whole_request_from_its_trace(setup: Setup) -> None:
