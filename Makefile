@@ -15,13 +15,16 @@ MODE ?= eval
 TORCH_INDEX_URL ?=
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
+PROMETHEUS_PORT ?= 9090
+# Root installs system packages directly, anyone else through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RAY_DASHBOARD_HOST := 127.0.0.1
 
 .PHONY: help install data artifacts eval eval-served bench run serve stop redis-start redis-stop \
-        test test-unit lint format monitor clean
+        test test-unit lint format monitor prometheus clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,7 +49,7 @@ artifacts: $(STAMP) ## Build all artifacts (MODE=eval|full) and load them into R
 eval: $(STAMP) ## Offline quality of every stage (eval artifacts, built if missing) -> benchmarks/results/quality.json + .png.
 	$(BIN)/python -m models.evaluation --variant $(DATASET)
 
-test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis/Ray).
+test: $(STAMP) prometheus ## Run the whole test suite (unit + integration with real Redis/Ray/Prometheus).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Only the tests that need no services and train nothing.
@@ -55,7 +58,7 @@ test-unit: $(STAMP) ## Only the tests that need no services and train nothing.
 lint: $(STAMP) ## ruff (lint + format check) and mypy.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy movierec models deployments benchmarks
+	$(BIN)/mypy movierec models deployments benchmarks monitoring
 
 format: $(STAMP) ## Apply ruff's fixes and formatting.
 	$(BIN)/ruff check --fix .
@@ -76,6 +79,16 @@ stop: $(STAMP) ## Stop the app (serve shutdown), Ray (ray stop) and the embedded
 	-RAY_AUTH_MODE=token $(BIN)/serve shutdown -y
 	$(BIN)/ray stop
 	$(BIN)/python -m movierec.redis_server stop
+
+prometheus: ## Install Debian's prometheus package if absent (apt; ~30 s).
+	@command -v prometheus >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@prometheus --version 2>&1 | head -1
+
+monitor: $(STAMP) prometheus ## Prometheus (PROMETHEUS_PORT=9090) scraping the running app and Ray, in the foreground.
+	$(BIN)/python -m monitoring.dashboards --check
+	$(BIN)/python -m monitoring.prometheus_server run --port $(PROMETHEUS_PORT)
 
 redis-start: $(STAMP) ## Start the embedded Redis (skipped when REDIS_URL is set).
 	$(BIN)/python -m movierec.redis_server start
