@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import copy
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -207,6 +208,8 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     work_dir = args.run_dir / "prometheus"
+    # `kill` (SIGTERM) unwinds like Ctrl-C does, so Prometheus is stopped with this process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with running_prometheus(config, work_dir, args.port, host=args.host) as url:
         print(
             f"Prometheus on {url} (targets: {url}/targets), scraping {', '.join(map(str, targets))}"

@@ -13,6 +13,7 @@ errors, then (with tiny stage deadlines) degraded answers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
@@ -275,3 +276,32 @@ def test_labels_stay_in_their_vocabularies(monitored: Monitored) -> None:
     assert {
         s["metric"].get("deployment") for s in query(url, "movierec_ranking_batch_size_count")
     } == {"Ranking"}
+
+
+def test_the_cli_runs_prometheus_until_terminated(tmp_path: Path) -> None:
+    """What `make monitor` runs: ready on its port, and gone with it on SIGTERM."""
+    import sys
+
+    port = free_port()
+    command = [sys.executable, "-m", "monitoring.prometheus_server", "run", "--port", str(port)]
+    command += ["--run-dir", str(tmp_path), "--sd-file", str(tmp_path / "absent.json")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    break
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "not ready"
+            time.sleep(0.2)
+        targets = httpx.get(f"{url}/api/v1/targets", timeout=5).json()["data"]
+        assert targets["activeTargets"] == []  # no Ray: nothing to scrape, yet it runs
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert "does not exist yet" in output  # the missing target file is explained
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/-/ready", timeout=2)  # Prometheus stopped with it
