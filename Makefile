@@ -18,6 +18,9 @@ PYTEST_ARGS ?=
 PROMETHEUS_PORT ?= 9090
 # Root installs system packages directly, anyone else through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Extra arguments, e.g. BENCH_ARGS="--url http://127.0.0.1:8000 --duration 30".
+BENCH_ARGS ?=
+EVAL_SERVED_ARGS ?=
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -49,6 +52,16 @@ artifacts: $(STAMP) ## Build all artifacts (MODE=eval|full) and load them into R
 eval: $(STAMP) ## Offline quality of every stage (eval artifacts, built if missing) -> benchmarks/results/quality.json + .png.
 	$(BIN)/python -m models.evaluation --variant $(DATASET)
 
+bench: $(STAMP) ## Load benchmark: Serve app vs single-process monolith, concurrency 1/4/16/32 -> benchmarks/results/load.json + .png, README tables.
+	$(BIN)/python -m movierec.redis_server start
+	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
+	$(BIN)/python -m benchmarks.load --variant $(DATASET) --mode $(MODE) --readme README.md $(BENCH_ARGS)
+
+eval-served: $(STAMP) ## Offline protocol replayed through the HTTP API (eval artifacts), rules on/off -> benchmarks/results/served_quality.json.
+	$(BIN)/python -m movierec.redis_server start
+	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode eval
+	$(BIN)/python -m benchmarks.served_quality --variant $(DATASET) --readme README.md $(EVAL_SERVED_ARGS)
+
 test: $(STAMP) prometheus ## Run the whole test suite (unit + integration with real Redis/Ray/Prometheus).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -71,8 +84,9 @@ run: $(STAMP) ## Build missing artifacts, start Redis, Ray and the app on 127.0.
 
 serve: $(STAMP) ## Deploy serve_config.yaml (Ray started if needed); user_config edits apply in place.
 	@$(BIN)/ray get-auth-token --generate >/dev/null
-	RAY_AUTH_MODE=token $(BIN)/ray status >/dev/null 2>&1 || RAY_AUTH_MODE=token MOVIEREC_DATASET=$(DATASET) MOVIEREC_MODE=$(MODE) $(BIN)/ray start --head --dashboard-host 127.0.0.1 --disable-usage-stats
-	RAY_AUTH_MODE=token $(BIN)/serve run --non-blocking serve_config.yaml
+	@# The Serve mode (HAProxy ingress, gRPC handles): see deployments/serve_env.py.
+	RAY_AUTH_MODE=token $(BIN)/ray status >/dev/null 2>&1 || RAY_AUTH_MODE=token MOVIEREC_DATASET=$(DATASET) MOVIEREC_MODE=$(MODE) env $$($(BIN)/python -m deployments.serve_env) $(BIN)/ray start --head --dashboard-host 127.0.0.1 --disable-usage-stats
+	RAY_AUTH_MODE=token env $$($(BIN)/python -m deployments.serve_env) $(BIN)/serve run --non-blocking serve_config.yaml
 	RAY_AUTH_MODE=token $(BIN)/python -m deployments.cli wait --url http://127.0.0.1:8000
 
 stop: $(STAMP) ## Stop the app (serve shutdown), Ray (ray stop) and the embedded Redis.

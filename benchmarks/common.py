@@ -173,3 +173,53 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def update_readme_block(readme: Path | str, begin: str, end: str, body: str) -> bool:
+    """Replaces the text between the `begin` and `end` marker lines of a README with `body`.
+
+    Generated tables live between such markers so they can be regenerated from the JSON
+    (and checked against it) without touching the prose around them.
+
+    Returns:
+        Whether the file changed.
+
+    Raises:
+        ValueError: A marker is missing, or `end` does not follow `begin`.
+    """
+    path = Path(readme)
+    text = path.read_text()
+    start = text.find(begin)
+    stop = text.find(end, start + len(begin)) if start >= 0 else -1
+    if start < 0 or stop < 0:
+        raise ValueError(f"{path} has no {begin!r} ... {end!r} block")
+    new = f"{text[: start + len(begin)]}\n{body.rstrip()}\n{text[stop:]}"
+    if new == text:
+        return False
+    path.write_text(new)
+    return True
+
+
+def readme_block(readme: Path | str, begin: str, end: str) -> str:
+    """The text between the `begin` and `end` marker lines (without the markers' newlines).
+
+    Raises:
+        ValueError: A marker is missing.
+    """
+    text = Path(readme).read_text()
+    start = text.find(begin)
+    stop = text.find(end, start + len(begin)) if start >= 0 else -1
+    if start < 0 or stop < 0:
+        raise ValueError(f"{readme} has no {begin!r} ... {end!r} block")
+    return text[start + len(begin) : stop].strip("\n")
+
+
+def machine_summary(machine: Mapping[str, Any]) -> str:
+    """One line for a README from `machine_info()`: CPUs, model, memory, Python, Ray."""
+    memory = machine.get("memory_bytes")
+    gib = f", {memory / 2**30:.0f} GiB" if memory else ""
+    ray = (machine.get("versions") or {}).get("ray")
+    return (
+        f"{machine.get('cpu_count')} CPUs ({machine.get('cpu_model')}){gib}, "
+        f"Python {machine.get('python')}" + (f", Ray {ray}" if ray else "")
+    )

@@ -9,7 +9,7 @@ annotations at runtime.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
@@ -71,8 +71,9 @@ class CatchAllMiddleware:
                 await response(scope, receive, send)
 
 
-def _allowed(params: frozenset[str]) -> Callable[[Request], None]:
-    def reject_unknown(request: Request) -> None:
+def _allowed(params: frozenset[str]) -> Callable[[Request], Awaitable[None]]:
+    # async: FastAPI runs a sync dependency in a worker thread, a hand-off per request.
+    async def reject_unknown(request: Request) -> None:
         check_query_params(request.query_params.keys(), params)
 
     return reject_unknown

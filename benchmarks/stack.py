@@ -1,0 +1,291 @@
+"""What a benchmark runs against: the Serve app (already running, or started in process) and
+the single-process monolith baseline (a subprocess).
+
+* `ServeConfig`: `serve_config.yaml` as the benchmarks read it (the app's args, each
+  deployment's `user_config` and options), so the monolith gets exactly the Serve app's rules.
+* `serve_in_process(config)`: a private Ray instance in this process (`address="local"`,
+  free ports, no dashboard) with the app deployed from the config the way `serve run` deploys
+  it, on a free HTTP port. It never touches a machine-wide `ray start` cluster or port 8000.
+* `monolith_process(config)`: `python -m benchmarks.monolith` on a free port.
+
+Both wait until `/healthz` reports every stage "ok", and yield the base URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVE_CONFIG = ROOT / "serve_config.yaml"
+APP_NAME = "movierec"
+DEPLOYMENTS = ("Controller", "Retrieval", "Features", "VectorSearch", "Ranking")
+
+
+class StackError(RuntimeError):
+    """The app or the baseline could not be brought up; the message says why."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """A parsed `serve_config.yaml` (one application).
+
+    Attributes:
+        raw: The whole file as a dict.
+        path: Where it was read from.
+    """
+
+    raw: dict[str, Any]
+    path: Path
+
+    @classmethod
+    def load(cls, path: Path = SERVE_CONFIG) -> ServeConfig:
+        """Reads and checks the config.
+
+        Raises:
+            StackError: Unreadable, or it does not hold exactly the movierec application.
+        """
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise StackError(f"cannot read {path}: {exc}") from exc
+        apps = (raw or {}).get("applications") or []
+        if len(apps) != 1 or apps[0].get("name") != APP_NAME:
+            raise StackError(f"{path}: expected one application named {APP_NAME!r}")
+        return cls(raw, path)
+
+    @property
+    def app(self) -> dict[str, Any]:
+        """The application entry."""
+        app: dict[str, Any] = self.raw["applications"][0]
+        return app
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The application's args (`deployments.app.AppArgs`)."""
+        return dict(self.app.get("args") or {})
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """One deployment's entry ({} when the file does not list it)."""
+        for entry in self.app.get("deployments") or []:
+            if entry.get("name") == name:
+                return dict(entry)
+        return {}
+
+    def user_config(self, name: str) -> dict[str, Any]:
+        """One deployment's `user_config` ({} when unset)."""
+        return dict(self.deployment(name).get("user_config") or {})
+
+    def with_overrides(
+        self,
+        *,
+        args: Mapping[str, Any] | None = None,
+        port: int | None = None,
+        env_vars: Mapping[str, str] | None = None,
+    ) -> ServeConfig:
+        """A copy with app args, the HTTP port and runtime env variables replaced."""
+        raw = copy.deepcopy(self.raw)
+        app = raw["applications"][0]
+        if args:
+            app.setdefault("args", {}).update(args)
+        if port is not None:
+            raw.setdefault("http_options", {})["port"] = port
+        if env_vars:
+            app.setdefault("runtime_env", {}).setdefault("env_vars", {}).update(env_vars)
+        return ServeConfig(raw, self.path)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stage_status(url: str, timeout: float = 10.0) -> dict[str, str]:
+    """Stage name -> status from `/healthz` ({} when it does not answer)."""
+    try:
+        response = httpx.get(f"{url}/healthz", timeout=timeout)
+        body = response.json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    stages = body.get("stages") if isinstance(body, dict) else None
+    if not isinstance(stages, dict):
+        return {}
+    return {name: str((info or {}).get("status")) for name, info in stages.items()}
+
+
+def wait_healthy(url: str, timeout: float = 300.0, check: Any = None) -> dict[str, str]:
+    """Waits until `/healthz` shows every stage "ok".
+
+    Args:
+        url: Base URL.
+        timeout: Seconds.
+        check: Called every poll (e.g. raises when the server process died).
+
+    Raises:
+        StackError: Not healthy in time.
+    """
+    deadline = time.monotonic() + timeout
+    last: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        if check is not None:
+            check()
+        last = stage_status(url)
+        if last and all(status == "ok" for status in last.values()):
+            return last
+        time.sleep(0.5)
+    raise StackError(f"{url} not healthy after {timeout:g} s: {last or 'no answer'}")
+
+
+def deploy(config: ServeConfig, timeout: float = 600.0) -> None:
+    """Submits the config like `serve run`/`serve deploy` do (to the Ray instance this
+    process is connected to); waits until the app is RUNNING."""
+    from ray import serve
+    from ray.serve._private import api as serve_api
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(config.raw)
+    client = serve_api.serve_start(
+        http_options=schema.http_options.model_dump(), proxy_location=schema.proxy_location
+    )
+    client.deploy_apps(schema, _blocking=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = serve.status().applications.get(APP_NAME)
+        if status is not None and status.status == "RUNNING":
+            return
+        if status is not None and status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
+            raise StackError(f"{APP_NAME} {status.status}: {status.message[-2000:]}")
+        if time.monotonic() > deadline:
+            raise StackError(f"{APP_NAME} not RUNNING after {timeout:g} s: {status}")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def serve_in_process(
+    config: ServeConfig,
+    *,
+    port: int | None = None,
+    num_cpus: int | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+) -> Iterator[str]:
+    """Runs the app on a private Ray instance started by this process.
+
+    Ray's processes get the Serve mode of `deployments.serve_env` (as `make serve` gives
+    `ray start`), with HAProxy's stats and metrics on free ports, plus `env`.
+
+    Args:
+        config: What to deploy; its HTTP port is replaced by `port`.
+        port: The HTTP port (default: a free one). `deploy(config.with_overrides(port=...))`
+            with the same port updates the running app (e.g. a changed user_config).
+        num_cpus: CPUs Ray may schedule (default: the machine's).
+        env: More environment variables for Ray's processes (set before Ray starts,
+            restored after).
+        timeout: Seconds to wait for the app.
+
+    Yields:
+        The app's base URL (http://127.0.0.1:<port>).
+    """
+    import ray
+    from ray import serve
+
+    from deployments.serve_env import haproxy_ports, serve_env
+
+    port = port or free_port()
+    deployed = config.with_overrides(port=port)
+    ray_env = serve_env()
+    if ray_env:
+        ray_env.update(haproxy_ports(free_port(), free_port()))
+    ray_env.update(env or {})
+    saved = {name: os.environ.get(name) for name in ray_env}
+    os.environ.update(ray_env)
+    ray.init(
+        address="local",
+        num_cpus=num_cpus or os.cpu_count() or 2,
+        include_dashboard=False,
+        namespace="movierec-bench",
+        log_to_driver=False,
+    )
+    try:
+        deploy(deployed, timeout)
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, timeout)
+        yield url
+    finally:
+        with contextlib.suppress(Exception):
+            serve.shutdown()
+        ray.shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def monolith_process(
+    config: ServeConfig, *, timeout: float = 300.0, log_path: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """Runs `python -m benchmarks.monolith` on a free port with the config's args and rules.
+
+    Yields:
+        (base URL, pid).
+
+    Raises:
+        StackError: It exited or did not become healthy in time (its log tail included).
+    """
+    port = free_port()
+    log_file = log_path or Path(os.devnull)
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.monolith",
+        "--port",
+        str(port),
+        "--config",
+        str(config.path),
+        "--args-json",
+        json.dumps(config.args),
+    ]
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def alive() -> None:
+        if process.poll() is not None:
+            raise StackError(
+                f"the monolith exited with status {process.returncode}{_tail(log_path)}"
+            )
+
+    try:
+        wait_healthy(url, timeout, check=alive)
+        yield url, process.pid
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _tail(path: Path | None, chars: int = 2000) -> str:
+    if path is None or not path.exists():
+        return ""
+    return f"; log {path}:\n{path.read_text(errors='replace')[-chars:]}"

@@ -1,0 +1,114 @@
+"""Smoke tests: the load and served-quality benchmarks end to end, for a few seconds, on tiny
+real artifacts, real Redis and a real Ray Serve app (in process), plus the real monolith.
+
+They check that the runs complete without errors and write JSON with every key; no speed or
+quality threshold is asserted (those belong to `make bench` / `make eval-served`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from movierec.redis_server import embedded_redis
+from tests.deployments._artifacts import TinyArtifacts, build_tiny_artifacts
+
+pytestmark = pytest.mark.integration
+
+LEVEL_KEYS = {
+    "concurrency",
+    "window_s",
+    "warmup_s",
+    "requests",
+    "ok",
+    "errors",
+    "error_rate",
+    "rps",
+    "degraded",
+    "latency_ms",
+    "server_ms",
+    "overhead_ms",
+    "stages",
+    "status_codes",
+    "loadgen_cpu",
+    "server_cpu",
+    "machine_cpu_busy",
+    "load_average",
+}
+PERCENTILE_KEYS = {"n", "mean_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, TinyArtifacts]]:
+    run_dir = tmp_path_factory.mktemp("bench-run")
+    with embedded_redis(run_dir) as redis_url:
+        artifacts = build_tiny_artifacts(tmp_path_factory.mktemp("bench") / "artifacts", redis_url)
+        yield run_dir, artifacts
+
+
+def _app_args(run_dir: Path, artifacts: TinyArtifacts) -> dict[str, Any]:
+    return {
+        "artifacts_dir": str(artifacts.artifacts_dir),
+        "variant": artifacts.layout.variant,
+        "mode": artifacts.layout.mode,
+        "run_dir": str(run_dir),
+    }
+
+
+def test_load_benchmark_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_path: Path) -> None:
+    from benchmarks.load import LoadOptions, run, write
+    from benchmarks.load_report import TARGETS
+
+    run_dir, artifacts = tiny
+    options = LoadOptions(
+        concurrency=(1, 2),
+        warmup_s=1.0,
+        duration_s=3.0,
+        floor_requests=20,
+        out_dir=tmp_path,
+        app_args=_app_args(run_dir, artifacts),
+    )
+    json_path, png_path = write(run(options), tmp_path)
+    report = json.loads(json_path.read_text())
+    assert png_path.read_bytes()[:4] == b"\x89PNG"
+    assert set(report) >= {"machine", "load_average", "setup", "systems", "ratios", "floor"}
+    assert set(report["targets"]) == set(TARGETS)
+    assert report["setup"]["order"] == [["serve", "monolith"], ["monolith", "serve"]]
+    for system in ("serve", "monolith"):
+        levels = report["systems"][system]["levels"]
+        assert [lv["concurrency"] for lv in levels] == [1, 2]
+        for lv in levels:
+            assert set(lv) >= LEVEL_KEYS, system
+            assert lv["ok"] > 0 and lv["errors"] == 0, (system, lv["status_codes"])
+            assert set(lv["latency_ms"]) == PERCENTILE_KEYS
+            assert {"features", "retrieval", "ranking"} <= set(lv["stages"]), lv["stages"]
+            assert lv["server_cpu"]["pids"] >= 1
+    assert [r["concurrency"] for r in report["ratios"]] == [1, 2]
+    floor = report["floor"]
+    assert floor["requests"] == 20
+    assert set(floor["recommend"]) == PERCENTILE_KEYS
+    assert {"retrieval.recommend", "features.user", "ranking.rank"} <= set(floor["stage_calls"])
+
+
+def test_served_quality_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_path: Path) -> None:
+    from benchmarks.common import write_json
+    from benchmarks.served_quality import markdown_table, run
+    from benchmarks.stack import ServeConfig
+
+    run_dir, artifacts = tiny
+    config = ServeConfig.load().with_overrides(args=_app_args(run_dir, artifacts))
+    report = run(config, None, 10, 4, with_offline=False)
+    data = json.loads(write_json(tmp_path / "served_quality.json", report).read_text())
+    assert set(data["served"]) == {"rules_on", "rules_off"}
+    for name, result in data["served"].items():
+        assert {"ndcg@10", "precision@10", "recall@10", "map@10"} <= set(result), name
+        assert {"catalog_coverage", "genres_per_top10", "genre_cap_compliance"} <= set(result)
+        assert result["replay"]["requests"] == data["setup"]["users"] > 0
+    assert data["served"]["rules_on"]["genre_cap_compliance"] == 1.0
+    assert data["offline"] is None
+    assert "ndcg@10" in data["popularity"]
+    assert "served, rules off" in markdown_table(data)
