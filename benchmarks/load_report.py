@@ -218,9 +218,9 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
         f"{setup.get('serve_mode', 'unknown')}."
     )
     lines = [
-        "| system | concurrency | RPS | p50 ms | p95 ms | p99 ms | errors | server ms (p50) |"
-        " server CPU ms/req |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| system | concurrency | RPS | p50 ms | p95 ms | p99 ms | errors | degraded |"
+        " server ms (p50) | server CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in SYSTEMS:
         for lv in systems.get(name, {}).get("levels", []):
@@ -230,7 +230,7 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
             lines.append(
                 f"| {name} | {lv['concurrency']} | {lv['rps']:.0f} | {_fmt(lat.get('p50_ms'))} "
                 f"| {_fmt(lat.get('p95_ms'))} | {_fmt(lat.get('p99_ms'))} | {lv['errors']} "
-                f"| {_fmt(server.get('p50_ms'))} | {_fmt(cpu)} |"
+                f"| {lv['degraded']} | {_fmt(server.get('p50_ms'))} | {_fmt(cpu)} |"
             )
     out = [header, "\n".join(lines)]
     if report.get("ratios"):
@@ -266,11 +266,17 @@ def _stage_table(report: Mapping[str, Any]) -> str:
     names = list(serve["stages"])
     if mono is not None:
         names += [n for n in mono["stages"] if n not in names]
-    rows = ["| at concurrency 1 (p50 ms) | Serve | monolith |", "|---|---|---|"]
+    rows = [
+        "| at concurrency 1, p50 ms (share of requests calling it) | Serve | monolith |",
+        "|---|---|---|",
+    ]
     for stage in names:
         s = serve["stages"].get(stage, {}).get("p50_ms")
         m = None if mono is None else mono["stages"].get(stage, {}).get("p50_ms")
-        rows.append(f"| stage `{stage}` | {_fmt(s, 2)} | {_fmt(m, 2)} |")
+        calls = serve["stages"].get(stage, {}).get("n", 0)
+        ratio = calls / serve["ok"] if serve["ok"] else 1.0
+        share = f" ({ratio:.1%})" if ratio < 0.95 else ""
+        rows.append(f"| stage `{stage}`{share} | {_fmt(s, 2)} | {_fmt(m, 2)} |")
     for key, label in (("server_ms", "server total"), ("overhead_ms", "HTTP + proxy + client")):
         s = (serve.get(key) or {}).get("p50_ms")
         m = None if mono is None else (mono.get(key) or {}).get("p50_ms")

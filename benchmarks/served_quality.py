@@ -390,7 +390,7 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         t_lines = ["| target | measured | met |", "|---|---|---|"]
         for t in targets.values():
             met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
-            value = "-" if t["value"] is None else f"{t['value']:.3f}"
+            value = "-" if t["value"] is None else f"{t['value']:.4f}"
             t_lines.append(f"| {t['text']} | {value} | {met} |")
         out += "\n\n" + "\n".join(t_lines)
     return out

@@ -89,3 +89,31 @@ def test_write_json_converts_numpy_and_is_atomic(tmp_path: Path) -> None:
         write_json(tmp_path / "nan.json", {"x": math.nan})
     with pytest.raises(TypeError, match="not JSON serializable"):
         write_json(tmp_path / "obj.json", {"x": object()})
+
+
+def test_update_readme_block_replaces_only_between_the_markers(tmp_path: Path) -> None:
+    from benchmarks.common import readme_block, update_readme_block
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- b -->\nold\n<!-- e -->\noutro\n")
+    assert update_readme_block(readme, "<!-- b -->", "<!-- e -->", "| new |\n") is True
+    assert readme.read_text() == "intro\n<!-- b -->\n| new |\n<!-- e -->\noutro\n"
+    assert readme_block(readme, "<!-- b -->", "<!-- e -->") == "| new |"
+    assert update_readme_block(readme, "<!-- b -->", "<!-- e -->", "| new |") is False
+    with pytest.raises(ValueError, match="no"):
+        update_readme_block(readme, "<!-- x -->", "<!-- e -->", "")
+
+
+def test_machine_summary_names_cpus_memory_and_versions() -> None:
+    from benchmarks.common import machine_summary
+
+    line = machine_summary(
+        {
+            "cpu_count": 2,
+            "cpu_model": "EPYC",
+            "memory_bytes": 24 * 2**30,
+            "python": "3.11.7",
+            "versions": {"ray": "2.60.0"},
+        }
+    )
+    assert line == "2 CPUs (EPYC), 24 GiB, Python 3.11.7, Ray 2.60.0"

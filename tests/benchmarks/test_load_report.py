@@ -76,10 +76,11 @@ def _level(concurrency: int, p50: float, p99: float, rps: float, errors: int = 0
         "rps": rps,
         "ok": 10,
         "errors": errors,
+        "degraded": 0,
         "latency_ms": {"p50_ms": p50, "p95_ms": p99, "p99_ms": p99},
         "server_ms": {"p50_ms": p50 - 1},
         "overhead_ms": {"p50_ms": 1.0},
-        "stages": {"features": {"p50_ms": 1.0}},
+        "stages": {"features": {"p50_ms": 1.0, "n": 10}},
         "server_cpu": {"ms_per_request": 5.0},
     }
 
@@ -115,6 +116,7 @@ def test_markdown_and_plot(tmp_path: Path) -> None:
     }
     text = markdown_tables(report)
     assert "| serve | 16 | 200 | 60.0 |" in text
+    assert "| stage `features` | 1.00 | 1.00 |" in text
     assert "| 1 | 1.50 | 0.67 |" in text
     assert "**no**" in text  # the missed RPS ratio is shown, not hidden
     path = plot(report, tmp_path / "load.png")

@@ -1,0 +1,28 @@
+"""The README's generated performance tables match the committed results (pure: no services).
+
+Regenerate them with `python -m benchmarks.load --render-only` and
+`python -m benchmarks.served_quality --render-only` after a new run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import load_report, served_quality
+from benchmarks.common import readme_block
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def test_load_tables_match_load_json() -> None:
+    report = json.loads((RESULTS / "load.json").read_text())
+    block = readme_block(ROOT / "README.md", load_report.README_BEGIN, load_report.README_END)
+    assert block == load_report.markdown_tables(report).rstrip()
+
+
+def test_served_quality_table_matches_its_json() -> None:
+    report = json.loads((RESULTS / served_quality.SERVED_QUALITY_JSON).read_text())
+    block = readme_block(ROOT / "README.md", served_quality.README_BEGIN, served_quality.README_END)
+    assert block == served_quality.markdown_table(report).rstrip()
