@@ -79,8 +79,8 @@ def _level(concurrency: int, p50: float, p99: float, rps: float, errors: int = 0
         "degraded": 0,
         "latency_ms": {"p50_ms": p50, "p95_ms": p99, "p99_ms": p99},
         "server_ms": {"p50_ms": p50 - 1},
-        "overhead_ms": {"p50_ms": 1.0},
-        "stages": {"features": {"p50_ms": 1.0, "n": 10}},
+        "overhead_ms": {"p50_ms": 1.0, "mean_ms": 1.0},
+        "stages": {"features": {"p50_ms": 1.0, "mean_ms": 1.0, "n": 10}},
         "server_cpu": {"ms_per_request": 5.0},
     }
 
