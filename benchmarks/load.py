@@ -36,19 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import load_report
-from benchmarks.common import (
-    load_average,
-    machine_info,
-    update_readme_block,
-    utc_now,
-    write_json,
-)
+from benchmarks.common import load_average, machine_info, utc_now, write_json
 from benchmarks.loadgen import LoadGenError, check_loopback
 from benchmarks.stack import (
     SERVE_CONFIG,
     ServeConfig,
     StackError,
+    add_app_arguments,
+    add_readme_arguments,
+    app_overrides,
     monolith_process,
+    render_readme,
     serve_in_process,
     stage_status,
 )
@@ -365,21 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--floor-requests", type=int, default=300, help="0 skips the floor")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--config", type=Path, default=SERVE_CONFIG)
-    parser.add_argument("--artifacts-dir", type=Path, help="override the config's args")
-    parser.add_argument("--variant")
-    parser.add_argument("--mode", choices=("eval", "full"))
-    parser.add_argument("--run-dir", type=Path)
+    add_app_arguments(parser)
     parser.add_argument(
         "--quiet-load", type=float, help="first wait until the 1-min load average is below this"
     )
     parser.add_argument("--quiet-wait", type=float, default=600.0)
-    parser.add_argument("--readme", type=Path, help="also regenerate this README's load tables")
-    parser.add_argument(
-        "--render-only",
-        action="store_true",
-        help="only regenerate --readme (default README.md) from the existing load.json",
-    )
+    add_readme_arguments(parser, "load tables")
     args = parser.parse_args(argv)
     if args.render_only:
         return render(args.out_dir / LOAD_JSON, args.readme or Path("README.md"))
@@ -388,16 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise LoadBenchmarkError("need --concurrency >= 1, --duration > 0, --warmup >= 0")
         if args.k < 1 or args.floor_requests < 0:
             raise LoadBenchmarkError("need --k >= 1 and --floor-requests >= 0")
-        overrides = {
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in (
-                ("artifacts_dir", args.artifacts_dir),
-                ("variant", args.variant),
-                ("mode", args.mode),
-                ("run_dir", args.run_dir),
-            )
-            if value is not None
-        }
+        overrides = app_overrides(args)
         options = LoadOptions(
             url=args.url,
             monolith_url="" if args.no_monolith else args.monolith_url,
@@ -430,19 +410,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def render(json_path: Path, readme: Path) -> int:
     """Regenerates the README's load tables from `json_path`; returns the exit status."""
-    try:
-        report = json.loads(json_path.read_text())
-        changed = update_readme_block(
-            readme,
-            load_report.README_BEGIN,
-            load_report.README_END,
-            load_report.markdown_tables(report),
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{readme}: load tables {'updated' if changed else 'unchanged'}")
-    return 0
+    return render_readme(
+        json_path,
+        readme,
+        load_report.README_BEGIN,
+        load_report.README_END,
+        load_report.markdown_tables,
+        "load tables",
+    )
 
 
 if __name__ == "__main__":

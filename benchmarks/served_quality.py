@@ -39,17 +39,19 @@ from benchmarks.common import (
     load_average,
     machine_info,
     machine_summary,
-    update_readme_block,
     utc_now,
     write_json,
 )
 from benchmarks.loadgen import LoadGenError, check_loopback
 from benchmarks.stack import (
-    SERVE_CONFIG,
     ServeConfig,
     StackError,
+    add_app_arguments,
+    add_readme_arguments,
+    app_overrides,
     deploy,
     free_port,
+    render_readme,
     serve_in_process,
     wait_healthy,
 )
@@ -406,30 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--no-offline", action="store_true", help="skip the offline numbers")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--config", type=Path, default=SERVE_CONFIG)
-    parser.add_argument("--artifacts-dir", type=Path, help="override the config's args")
-    parser.add_argument("--variant")
-    parser.add_argument("--run-dir", type=Path)
-    parser.add_argument("--readme", type=Path, help="also regenerate this README's table")
-    parser.add_argument(
-        "--render-only",
-        action="store_true",
-        help="only regenerate --readme (default README.md) from the existing JSON",
-    )
+    add_app_arguments(parser, with_mode=False)
+    add_readme_arguments(parser, "served-quality table")
     args = parser.parse_args(argv)
     if args.render_only:
         return render(args.out_dir / SERVED_QUALITY_JSON, args.readme or Path("README.md"))
     try:
         if args.k < 1 or args.concurrency < 1:
             raise ServedQualityError("need --k >= 1 and --concurrency >= 1")
-        overrides: dict[str, Any] = {"mode": "eval"}
-        for key, value in (
-            ("artifacts_dir", args.artifacts_dir),
-            ("variant", args.variant),
-            ("run_dir", args.run_dir),
-        ):
-            if value is not None:
-                overrides[key] = str(value) if isinstance(value, Path) else value
+        overrides = {**app_overrides(args), "mode": "eval"}
         config = ServeConfig.load(args.config).with_overrides(args=overrides)
         report = run(config, args.url, args.k, args.concurrency, not args.no_offline)
         path = write_json(args.out_dir / SERVED_QUALITY_JSON, report)
@@ -446,14 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def render(json_path: Path, readme: Path) -> int:
     """Regenerates the README's served-quality table from `json_path`; returns the status."""
-    try:
-        report = json.loads(json_path.read_text())
-        changed = update_readme_block(readme, README_BEGIN, README_END, markdown_table(report))
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{readme}: served-quality table {'updated' if changed else 'unchanged'}")
-    return 0
+    return render_readme(
+        json_path, readme, README_BEGIN, README_END, markdown_table, "served-quality table"
+    )
 
 
 if __name__ == "__main__":

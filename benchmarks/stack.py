@@ -289,3 +289,57 @@ def _tail(path: Path | None, chars: int = 2000) -> str:
     if path is None or not path.exists():
         return ""
     return f"; log {path}:\n{path.read_text(errors='replace')[-chars:]}"
+
+
+# --- the benchmarks' shared command-line pieces ----------------------------------------------
+
+
+def add_app_arguments(parser: Any, *, with_mode: bool = True) -> None:
+    """`--config` and the overrides of the app's args (`--artifacts-dir`, `--variant`,
+    `--mode`, `--run-dir`); read them back with `app_overrides`."""
+    parser.add_argument("--config", type=Path, default=SERVE_CONFIG)
+    parser.add_argument("--artifacts-dir", type=Path, help="override the config's args")
+    parser.add_argument("--variant")
+    if with_mode:
+        parser.add_argument("--mode", choices=("eval", "full"))
+    parser.add_argument("--run-dir", type=Path)
+
+
+def app_overrides(args: Any) -> dict[str, Any]:
+    """The app args given on the command line (see `add_app_arguments`), JSON-ready."""
+    out: dict[str, Any] = {}
+    for key in ("artifacts_dir", "variant", "mode", "run_dir"):
+        value = getattr(args, key, None)
+        if value is not None:
+            out[key] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def add_readme_arguments(parser: Any, what: str) -> None:
+    """`--readme` (also regenerate that README's `what`) and `--render-only`."""
+    parser.add_argument("--readme", type=Path, help=f"also regenerate this README's {what}")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help=f"only regenerate the {what} of --readme (default README.md) from the JSON",
+    )
+
+
+def render_readme(
+    json_path: Path, readme: Path, begin: str, end: str, render: Any, what: str
+) -> int:
+    """Regenerates the README block between `begin` and `end` with `render(report)`.
+
+    Returns:
+        The exit status (2 with `error: ...` on stderr when the JSON or markers are missing).
+    """
+    from benchmarks.common import update_readme_block
+
+    try:
+        report = json.loads(json_path.read_text())
+        changed = update_readme_block(readme, begin, end, render(report))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{readme}: {what} {'updated' if changed else 'unchanged'}")
+    return 0
