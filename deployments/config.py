@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from deployments.faults import FaultSettings
 from deployments.rules import RuleConfig
 from models.pipeline.layout import ArtifactLayout, Mode
 from movierec.redis_server import mask_url, resolve_redis_url
@@ -118,19 +119,41 @@ class RulesSettings(_Strict):
 
 
 class StageTimeouts(_Strict):
-    """Per-stage deadlines, in seconds (Controller `user_config.timeouts`).
+    """Per-stage deadlines inside a total budget, in seconds (Controller `user_config.timeouts`).
 
-    A stage that misses its deadline is recorded in the response's `fallbacks` and the
-    request continues without it (`degraded: true`).
+    Each stage call gets `min(its deadline, what is left of total - reserve)` (see
+    `deployments.budget.Budget`). A stage that misses its deadline, or that the budget no
+    longer allows, is recorded in the response's `fallbacks` and the request goes on without
+    it (`degraded: true`), so a recommendation is answered within about `total` seconds
+    whatever the stages do.
+
+    Attributes:
+        total: The whole recommendation request's budget.
+        reserve: Kept back from every stage deadline for merging, rules and the response.
+        retrieval: Two-tower retrieval.
+        features: The user's features (the vector search seeds and the seen list).
+        vector_search: Content KNN.
+        candidate_features: The candidates' movie features (only the near cache's misses).
+        ranking: The batched ranker.
+        similar: `/movies/{id}/similar` (its own request: not part of `total`).
+        health: Each stage's `health()` in `/healthz` (not part of `total`).
     """
 
-    retrieval: float = Field(default=0.5, gt=0.0, le=60.0)
-    features: float = Field(default=0.5, gt=0.0, le=60.0)
-    vector_search: float = Field(default=0.5, gt=0.0, le=60.0)
-    candidate_features: float = Field(default=0.5, gt=0.0, le=60.0)
-    ranking: float = Field(default=1.0, gt=0.0, le=60.0)
-    similar: float = Field(default=1.0, gt=0.0, le=60.0)
+    total: float = Field(default=0.150, gt=0.0, le=60.0)
+    reserve: float = Field(default=0.005, ge=0.0, le=1.0)
+    retrieval: float = Field(default=0.030, gt=0.0, le=60.0)
+    features: float = Field(default=0.040, gt=0.0, le=60.0)
+    vector_search: float = Field(default=0.030, gt=0.0, le=60.0)
+    candidate_features: float = Field(default=0.040, gt=0.0, le=60.0)
+    ranking: float = Field(default=0.060, gt=0.0, le=60.0)
+    similar: float = Field(default=0.100, gt=0.0, le=60.0)
     health: float = Field(default=2.0, gt=0.0, le=60.0)
+
+    @model_validator(mode="after")
+    def _reserve_inside_total(self) -> StageTimeouts:
+        if self.reserve >= self.total:
+            raise ValueError(f"timeouts.reserve ({self.reserve}) must be < total ({self.total})")
+        return self
 
 
 class MovieCacheSettings(_Strict):
@@ -201,9 +224,14 @@ class RetrievalSettings(_Strict):
 
     Attributes:
         max_n: Upper bound of the movies one request may ask for (clipped to the exported K).
+        model_version: Rollout label of the model; changing it makes every replica reload
+            the model from the artifacts tree (in the background, swapped in once warm).
+        faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
     max_n: int = Field(default=500, ge=1, le=100_000)
+    model_version: str = Field(default="", max_length=200)
+    faults: FaultSettings = FaultSettings()
 
 
 class VectorSearchSettings(_Strict):
@@ -214,11 +242,13 @@ class VectorSearchSettings(_Strict):
             cheapest) or "max" (one KNN per seed).
         ef_runtime: HNSW EF_RUNTIME per query; None keeps the index default.
         max_k: Upper bound of the neighbours one request may ask for.
+        faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
     aggregation: Literal["sum", "max"] = "sum"
     ef_runtime: int | None = Field(default=None, ge=1, le=10_000)
     max_k: int = Field(default=500, ge=1, le=10_000)
+    faults: FaultSettings = FaultSettings()
 
 
 class FeaturesSettings(_Strict):
@@ -229,11 +259,13 @@ class FeaturesSettings(_Strict):
             replica keeps them this long (0 disables the cache: every read goes to Feast).
         movie_cache_size: At most this many movies are cached.
         max_movies: Upper bound of the movies one request may ask for.
+        faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
     movie_cache_ttl_s: float = Field(default=300.0, ge=0.0, le=86_400.0)
     movie_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
     max_movies: int = Field(default=2000, ge=1, le=100_000)
+    faults: FaultSettings = FaultSettings()
 
 
 class RankingSettings(_Strict):
@@ -243,7 +275,12 @@ class RankingSettings(_Strict):
         max_batch_size: At most this many requests share one model call.
         batch_wait_timeout_s: How long a batch waits to fill up; it adds to single-request
             latency, so keep it at a few milliseconds.
+        model_version: Rollout label of the ranker; changing it makes every replica reload
+            the ranker from the artifacts tree (in the background, swapped in once warm).
+        faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
     max_batch_size: int = Field(default=16, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=0.001, ge=0.0, le=1.0)
+    model_version: str = Field(default="", max_length=200)
+    faults: FaultSettings = FaultSettings()

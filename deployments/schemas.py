@@ -7,7 +7,7 @@ Pure: no Ray, no I/O. The Controller builds these; FastAPI validates and documen
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +28,21 @@ StageName = Literal[
     "retrieval", "features", "vector_search", "candidate_features", "ranking", "similar"
 ]
 
+FallbackReason = Literal[
+    "timeout", "unavailable", "overloaded", "error", "no_budget", "skipped", "bad_output"
+]
+"""Why a stage's output was not used (a small fixed set: safe as a metric label).
+
+* ``timeout``: the stage missed its deadline;
+* ``unavailable``: it cannot answer (Redis down, model not loaded, replica gone);
+* ``overloaded``: its queue was full (Serve backpressure);
+* ``error``: it raised anything else (the detail goes to the logs, never to clients);
+* ``no_budget``: the request's total budget was spent before the stage could be called;
+* ``skipped``: not called, because a stage it depends on failed;
+* ``bad_output``: it answered something unusable (e.g. the wrong number of scores).
+"""
+FALLBACK_REASONS: tuple[str, ...] = get_args(FallbackReason)
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -36,8 +51,8 @@ class _Model(BaseModel):
 class Fallback(_Model):
     """A stage that failed or timed out, and what was served instead of its output."""
 
-    stage: str = Field(max_length=64, examples=["ranking"])
-    reason: str = Field(max_length=500, examples=["timeout after 1.0 s"])
+    stage: StageName = Field(examples=["ranking"])
+    reason: FallbackReason = Field(examples=["timeout"])
 
 
 class RecommendedMovie(_Model):
@@ -99,6 +114,13 @@ class HealthResponse(_Model):
 
     status: Literal["ok", "degraded", "unavailable"]
     stages: dict[str, StageHealth]
+
+    def statuses_only(self) -> HealthResponse:
+        """The same health without pids and details (for unauthenticated callers)."""
+        return HealthResponse(
+            status=self.status,
+            stages={name: StageHealth(status=s.status) for name, s in self.stages.items()},
+        )
 
 
 class ErrorResponse(_Model):

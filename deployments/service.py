@@ -10,10 +10,19 @@
 4. fetch the candidates' features and rank them (batched ranking stage);
 5. post-rules (`apply_post_rules`: boosts, genre cap exempting the requested genres), top k.
 
-Every stage call has a deadline (`ControllerConfig.timeouts`); a failed or late stage is
-recorded in `fallbacks` and the request goes on without it (`degraded: true`): retrieval down
--> vector search + popularity, ranking down -> merged-score order with the rules, everything
-down -> popularity. An unknown user gets the popular, genre-diverse cold-start list.
+Every stage call has a deadline inside the request's total budget (`ControllerConfig.timeouts`,
+`deployments.budget.Budget`); a stage that fails, is late, or that the budget no longer allows
+is recorded in `fallbacks` (stage + a `FallbackReason` category) and the request goes on
+without it (`degraded: true`). The fallback ladder:
+
+* retrieval or vector search fails: the other source plus the in-memory popularity list;
+* the user's features fail (typically Redis is down entirely: the vector search needs Redis
+  too): no seen list and no seeds, so the popular, genre-diverse list from memory;
+* the candidates' features fail: no ranking, candidates in merged-score order;
+* ranking fails: candidates in merged-score order;
+* the business rules (filters, genre cap, boosts) apply on every rung.
+
+An unknown user gets the popular, genre-diverse cold-start list (`cold_start: true`).
 
 The stages are `StageClient`s: Serve handles in the Controller, local objects in the
 single-process baseline (benchmarks). A `RequestObserver` sees every finished request
@@ -23,14 +32,16 @@ single-process baseline (benchmarks). A `RequestObserver` sees every finished re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from deployments.budget import Budget
 from deployments.candidates import Candidate, merge_candidates
 from deployments.catalog import Catalog
 from deployments.common import describe, public_reason
@@ -47,6 +58,7 @@ from deployments.ranking_inputs import RankBlock, candidate_columns
 from deployments.rules import Item, apply_post_rules, filter_items
 from deployments.schemas import (
     Fallback,
+    FallbackReason,
     HealthResponse,
     RecommendationResponse,
     RecommendedMovie,
@@ -55,7 +67,7 @@ from deployments.schemas import (
     StageHealth,
     overall_status,
 )
-from deployments.stage_client import Stages
+from deployments.stage_client import StageClient, Stages
 from models.pipeline.manifest import Manifest
 
 logger = logging.getLogger(__name__)
@@ -83,9 +95,9 @@ class RequestTrace:
         self.ranked_scores: list[float] = []
         self.started = time.perf_counter()
 
-    def fail(self, stage: str, reason: str) -> None:
-        """Records a stage that failed (or was skipped) and why."""
-        self.fallbacks.append(Fallback(stage=stage, reason=reason[:500]))
+    def fail(self, stage: str, reason: FallbackReason) -> None:
+        """Records a stage whose output is not used, and why (a `FallbackReason`)."""
+        self.fallbacks.append(Fallback.model_validate({"stage": stage, "reason": reason}))
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the request started."""
@@ -210,34 +222,46 @@ class RecommendService:
     async def _call(
         self,
         stage: str,
-        call: Awaitable[Any],
+        call: Callable[[], Awaitable[Any]],
         timeout: float,
         trace: RequestTrace,
+        budget: Budget | None = None,
         *,
         log: bool = True,
     ) -> tuple[bool, Any]:
-        """Awaits a stage call within its deadline; a failure is recorded, not raised.
+        """Runs a stage call within its deadline; a failure is recorded, not raised.
 
         Args:
             stage: Stage name (for the trace and the logs).
-            call: The stage call (`StageClient.call(...)`).
-            timeout: Deadline in seconds; the call is cancelled when it passes.
+            call: Starts the stage call (e.g. `lambda: client.call("rank", block)`); not
+                called at all when the budget is spent.
+            timeout: The stage's own deadline in seconds; the call is cancelled when it
+                passes.
             trace: Receives the timing and, on failure, a fallback entry.
+            budget: The request's total budget, which may shorten the deadline or skip the
+                call (reason `no_budget`); None for calls outside a recommendation.
             log: Log failures (not for health probes).
 
         Returns:
             (True, result) or (False, None).
         """
+        if budget is not None:
+            allowed = budget.deadline(timeout)
+            if allowed is None:
+                trace.fail(stage, "no_budget")
+                return False, None
+            timeout = allowed
         started = time.perf_counter()
+        reason: FallbackReason
         try:
-            return True, await asyncio.wait_for(call, timeout)
+            return True, await asyncio.wait_for(call(), timeout)
         except TimeoutError:
-            reason = detail = f"timeout after {timeout:g} s"
+            reason, detail = "timeout", f"timeout after {1000 * timeout:.0f} ms"
         except Exception as exc:
             reason, detail = public_reason(exc), describe(exc)
         finally:
             trace.timings[stage] = 1000.0 * (time.perf_counter() - started)
-        trace.fail(stage, reason)  # what the client sees: no paths, no messages
+        trace.fail(stage, reason)  # what the client sees: a category, no paths, no messages
         if log:
             self._log_failure(stage, detail)
         return False, None
@@ -289,7 +313,7 @@ class RecommendService:
         trace = RequestTrace()
         ok, hits = await self._call(
             "similar",
-            self._stages.vector_search.call("similar", movie_id, k),
+            lambda: self._stages.vector_search.call("similar", movie_id, k),
             self._config.timeouts.similar,
             trace,
         )
@@ -321,7 +345,7 @@ class RecommendService:
         trace = RequestTrace()
         results = await asyncio.gather(
             *(
-                self._call(name, client.call("health"), timeout, trace, log=False)
+                self._call(name, _health_call(client), timeout, trace, log=False)
                 for name, client in clients.items()
             )
         )
@@ -360,46 +384,56 @@ class RecommendService:
     ) -> RecommendationResponse:
         config = self._config
         counts, timeouts = config.candidates, config.timeouts
-
-        async def user_then_vss() -> tuple[bool, dict[str, Any] | None, tuple[bool, Any]]:
-            ok, user = await self._call(
-                "features", self._stages.features.call("user", user_id), timeouts.features, trace
-            )
-            seeds = list((user or {}).get(LIKED) or [])[: counts.n_seeds]
-            if not ok:
-                trace.fail("vector_search", "skipped: no seeds without the user's features")
-                return ok, user, (False, [])
-            if user is None or not seeds or counts.vss == 0:
-                return ok, user, (True, [])
-            seen = sorted(set(user.get(SEEN) or ()) | exclude)
-            vss = await self._call(
-                "vector_search",
-                self._stages.vector_search.call(
-                    "recommend", seeds, counts.vss, seen, genres or None, year_range
-                ),
-                timeouts.vector_search,
-                trace,
-            )
-            return ok, user, vss
+        budget = Budget(timeouts.total, timeouts.reserve, started=trace.started)
 
         async def retrieve() -> tuple[bool, Any]:
             if counts.retrieval == 0:
                 return True, ([], [])
             return await self._call(
                 "retrieval",
-                self._stages.retrieval.call("recommend", user_id, counts.retrieval),
+                lambda: self._stages.retrieval.call("recommend", user_id, counts.retrieval),
                 timeouts.retrieval,
                 trace,
+                budget,
             )
 
         retrieval_task = asyncio.ensure_future(retrieve())
-        features_ok, user, (vss_ok, vss_hits) = await user_then_vss()
-        if features_ok and user is None:
+        features_ok, user = await self._call(
+            "features",
+            lambda: self._stages.features.call("user", user_id),
+            timeouts.features,
+            trace,
+            budget,
+        )
+        if not features_ok or user is None:
             retrieval_task.cancel()
-            return self._cold_start(user_id, k, genres, exclude, year_range, trace)
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrieval_task
+            if user is None and features_ok:
+                return self._cold_start(user_id, k, genres, exclude, year_range, trace)
+            # Without the user's features there is no seen list to filter with and no seeds:
+            # typically Redis is down. The popular, genre-diverse list from memory.
+            for stage in ("retrieval", "vector_search", "ranking"):
+                trace.fail(stage, "skipped")
+            return self._popular_answer(user_id, k, genres, exclude, year_range, trace)
+
+        seen: set[int] = set(user.get(SEEN) or ())
+        seeds = list(user.get(LIKED) or [])[: counts.n_seeds]
+        vss_ok: bool = True
+        vss_hits: Any = []
+        if seeds and counts.vss > 0:
+            not_these = sorted(seen | exclude)
+            vss_ok, vss_hits = await self._call(
+                "vector_search",
+                lambda: self._stages.vector_search.call(
+                    "recommend", seeds, counts.vss, not_these, genres or None, year_range
+                ),
+                timeouts.vector_search,
+                trace,
+                budget,
+            )
         retrieval_ok, retrieved = await retrieval_task
 
-        seen: set[int] = set((user or {}).get(SEEN) or ())
         lists: dict[str, list[tuple[int, float]]] = {}
         if retrieval_ok and retrieved is not None:
             ids, scores = retrieved
@@ -408,7 +442,7 @@ class RecommendService:
             ]
         if vss_ok and vss_hits:
             lists[SOURCE_VSS] = list(vss_hits)
-        if not retrieval_ok or not features_ok or not lists:
+        if not retrieval_ok or not vss_ok or not lists:
             lists[SOURCE_POPULAR] = self._popular(counts.popular, seen)
         merged = merge_candidates(lists, config.weights)
         trace.candidates = {source: len(hits) for source, hits in lists.items()}
@@ -419,7 +453,7 @@ class RecommendService:
             candidates = self._fill_popular(candidates, k, seen, exclude, genres, year_range)
         candidates = candidates[: counts.max_ranked]
 
-        scores = await self._rank(user_id, user, candidates, trace)
+        scores = await self._rank(user_id, user, candidates, trace, budget)
         if scores is None:
             scored = [self._catalog.item(c.movie_id, c.merged_score) for c in candidates]
         else:
@@ -437,22 +471,23 @@ class RecommendService:
     async def _rank(
         self,
         user_id: int,
-        user: dict[str, Any] | None,
+        user: dict[str, Any],
         candidates: Sequence[Candidate],
         trace: RequestTrace,
+        budget: Budget,
     ) -> list[float] | None:
-        """Ranker scores aligned with `candidates`, or None (fallback: merged order)."""
+        """Ranker scores aligned with `candidates`, or None: then the candidates keep their
+        merged-score order (no movie features, or the ranker failed)."""
         if not candidates:
             return []
-        timeouts = self._config.timeouts
         ids = [c.movie_id for c in candidates]
-        movies = await self._candidate_features(ids, trace)
+        movies = await self._candidate_features(ids, trace, budget)
         if movies is None:
-            trace.fail("ranking", "skipped: no candidate features; merged-score order")
+            trace.fail("ranking", "skipped")
             return None
         block = RankBlock(
             user_id=user_id,
-            user={k: v for k, v in (user or {}).items() if k not in (LIKED, SEEN)},
+            user={k: v for k, v in user.items() if k not in (LIKED, SEEN)},
             movie_ids=ids,
             movies=movies,
             candidates=candidate_columns(
@@ -463,36 +498,41 @@ class RecommendService:
             ),
         )
         ok, scores = await self._call(
-            "ranking", self._stages.ranking.call("rank", block), timeouts.ranking, trace
+            "ranking",
+            lambda: self._stages.ranking.call("rank", block),
+            self._config.timeouts.ranking,
+            trace,
+            budget,
         )
-        if not ok or scores is None or len(scores) != len(candidates):
-            if ok:
-                trace.fail("ranking", "wrong number of scores; merged-score order")
+        if not ok:
+            return None
+        if scores is None or len(scores) != len(candidates):
+            trace.fail("ranking", "bad_output")
             return None
         trace.ranked_scores = [float(s) for s in scores]
         return trace.ranked_scores
 
     async def _candidate_features(
-        self, ids: list[int], trace: RequestTrace
+        self, ids: list[int], trace: RequestTrace, budget: Budget
     ) -> dict[str, list[Any]] | None:
         """The candidates' movie features (columnar): near cache first, then the Features
         deployment for the missing rows only. None when they cannot be read."""
         found, missing = self._movie_cache.get_many(ids, time.monotonic())
         names = self._movie_feature_names
         if missing or names is None:
+            wanted = missing or ids
             ok, columns = await self._call(
                 "candidate_features",
-                self._stages.features.call("movies", missing or ids),
+                lambda: self._stages.features.call("movies", wanted),
                 self._config.timeouts.candidate_features,
                 trace,
+                budget,
             )
             if not ok:
                 return None
-            self._remember_movies(missing or ids, columns)
+            self._remember_movies(wanted, columns)
             names = list(columns)
-            found.update(
-                {m: {n: columns[n][row] for n in names} for row, m in enumerate(missing or ids)}
-            )
+            found.update({m: {n: columns[n][row] for n in names} for row, m in enumerate(wanted)})
         return {name: [found[i].get(name) for i in ids] for name in names}
 
     def _popular(self, n: int, seen: set[int]) -> list[tuple[int, float]]:
@@ -552,11 +592,26 @@ class RecommendService:
         year_range: tuple[int | None, int | None] | None,
         trace: RequestTrace,
     ) -> RecommendationResponse:
+        """An unknown user: the popular, genre-diverse list (`cold_start: true`)."""
+        return self._popular_answer(user_id, k, genres, exclude, year_range, trace, cold_start=True)
+
+    def _popular_answer(
+        self,
+        user_id: int,
+        k: int,
+        genres: list[str],
+        exclude: set[int],
+        year_range: tuple[int | None, int | None] | None,
+        trace: RequestTrace,
+        *,
+        cold_start: bool = False,
+    ) -> RecommendationResponse:
+        """The popular, genre-diverse list from memory, with the request's filters."""
         items = self._catalog.cold_start(
             k, self._rules, exclude=exclude, genres=genres or None, year_range=year_range
         )
         sources = {item.movie_id: [SOURCE_POPULAR] for item in items}
-        return self._response(user_id, items, sources, trace, cold_start=True)
+        return self._response(user_id, items, sources, trace, cold_start=cold_start)
 
     def _response(
         self,
@@ -588,6 +643,11 @@ class RecommendService:
             fallbacks=trace.fallbacks,
             cold_start=cold_start,
         )
+
+
+def _health_call(client: StageClient) -> Callable[[], Awaitable[Any]]:
+    """Starts `client.health()` (bound now: no late binding in a loop)."""
+    return lambda: client.call("health")
 
 
 __all__ = [
