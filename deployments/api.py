@@ -10,7 +10,7 @@ annotations at runtime.
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -35,6 +35,12 @@ from deployments.schemas import (
     check_genres,
     check_query_params,
     check_year_range,
+)
+from deployments.security import (
+    API_KEY_HEADER,
+    APIKeyGuard,
+    BodyLimitMiddleware,
+    SecurityPolicy,
 )
 from deployments.service import MovieNotFoundError, RecommendService, StageFailedError
 
@@ -79,8 +85,28 @@ def _allowed(params: frozenset[str]) -> Callable[[Request], Awaitable[None]]:
     return reject_unknown
 
 
-def create_app(service: RecommendService) -> FastAPI:
-    """The movierec HTTP API over `service`."""
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid API key (auth on)."},
+    413: {"model": ErrorResponse, "description": "Request body over the size cap."},
+    500: {"model": ErrorResponse, "description": "Unexpected error (no details)."},
+}
+
+
+def create_app(service: RecommendService, policy: SecurityPolicy | None = None) -> FastAPI:
+    """The movierec HTTP API over `service`.
+
+    Args:
+        service: The recommendation flow.
+        policy: Auth and body cap; None reads the settings (`SecurityPolicy.from_settings`,
+            which refuses an insecure production configuration).
+
+    `/healthz` needs no key (load balancers and probes must reach it without secrets), but
+    with auth on an unauthenticated caller sees only the statuses: pids and details need the
+    key. `/docs` and `/openapi.json` stay open (they describe the API, they hold no data).
+    """
+    policy = policy or SecurityPolicy.from_settings()
+    guard = APIKeyGuard(policy)
+    protected = [Depends(guard.dependency())]
     app = FastAPI(
         title="movierec",
         version="0.1.0",
@@ -89,12 +115,14 @@ def create_app(service: RecommendService) -> FastAPI:
             "candidates, Feast features, a batched ranker and business rules."
         ),
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=policy.max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
 
     @app.get(
         "/recommendations/{user_id}",
         response_model=RecommendationResponse,
-        responses={500: {"model": ErrorResponse}},
+        responses=_ERRORS,
+        dependencies=protected,
         summary="Top-k movies for a user",
     )
     async def recommendations(
@@ -127,7 +155,12 @@ def create_app(service: RecommendService) -> FastAPI:
     @app.get(
         "/movies/{movie_id}/similar",
         response_model=SimilarResponse,
-        responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+        responses={
+            **_ERRORS,
+            404: {"model": ErrorResponse, "description": "Unknown movie."},
+            503: {"model": ErrorResponse, "description": "Vector search unavailable."},
+        },
+        dependencies=protected,
         summary="Movies similar to a movie (content vector search)",
     )
     async def similar(
@@ -143,12 +176,22 @@ def create_app(service: RecommendService) -> FastAPI:
         except StageFailedError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    @app.get("/healthz", response_model=HealthResponse, summary="Health of every stage")
-    async def healthz(response: Response, _: None = Depends(_allowed(NO_PARAMS))) -> HealthResponse:
-        """Each stage's health; 200 unless the serving side itself cannot answer (503)."""
+    @app.get(
+        "/healthz",
+        response_model=HealthResponse,
+        responses={**_ERRORS, 503: {"model": HealthResponse, "description": "Cannot answer."}},
+        summary="Health of every stage",
+    )
+    async def healthz(
+        request: Request, response: Response, _: None = Depends(_allowed(NO_PARAMS))
+    ) -> HealthResponse:
+        """Each stage's health; 200 unless the serving side itself cannot answer (503).
+        With auth on, callers without the key see only the statuses."""
         health = await service.health()
         if health.status == "unavailable":
             response.status_code = 503
+        if not guard.authorized(request.headers.get(API_KEY_HEADER)):
+            return health.statuses_only()
         return health
 
     return app

@@ -20,6 +20,7 @@ from deployments.catalog import Catalog
 from deployments.config import ControllerConfig, ServingContext
 from deployments.observability.backends import RayServeBackend
 from deployments.observability.serving import ServingMetrics
+from deployments.security import SecurityPolicy
 from deployments.service import RecommendService, manifest_version
 from deployments.stage_client import HandleClient, Stages
 
@@ -53,6 +54,7 @@ class Controller:
             ranking: Handle of the `Ranking` deployment.
             context: The artifacts tree.
         """
+        self._policy = SecurityPolicy.from_settings()  # refuses an insecure production setup
         catalog = Catalog.load(context.layout.catalog_dir)
         self._metrics = ServingMetrics(RayServeBackend(), catalog)
         self._service = RecommendService(
@@ -75,7 +77,7 @@ class Controller:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """The HTTP API over this replica's service (Serve calls it after `__init__`)."""
-        return create_app(self._service)
+        return create_app(self._service, self._policy)
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Applies the `user_config` (`ControllerConfig`) without a restart."""

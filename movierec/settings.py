@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,24 @@ class Settings(BaseSettings):
     )
     redis_port: int = Field(
         default=0, ge=0, le=65535, description="Embedded Redis port; 0 picks a free one."
+    )
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production: the API refuses to start without a strong API key, and "
+        "refuses fault injection.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="When set, every API route but /healthz and the docs needs it in the "
+        "X-API-Key header. Required (>= 32 characters, not a placeholder) in production.",
+    )
+    max_body_bytes: int = Field(
+        default=16_384, ge=0, le=100 * 2**20, description="Larger request bodies get HTTP 413."
+    )
+    allow_fault_injection: bool = Field(
+        default=False,
+        description="Lets the stages' user_config `faults` add delays and errors (tests and "
+        "drills only; refused in production).",
     )
 
 
