@@ -17,10 +17,19 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+import redis.asyncio
 from ray import serve
 
-from deployments.common import LazyResource, StageUnavailableError, describe, health_payload
+from deployments.common import (
+    LazyResource,
+    ReplicaHealth,
+    StageUnavailableError,
+    describe,
+    health_payload,
+)
 from deployments.config import FeaturesSettings, ServingContext
+from deployments.faults import FaultInjector
+from models.pipeline.layout import ArtifactLayout
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +100,7 @@ class Features:
         """Opens the feature store lazily (a missing registry or Redis makes the stage
         unavailable, not the replica crash; the next call retries)."""
         self._context = context
+        self._layout = context.layout
         self._registry = context.layout.features_dir / "registry.db"
         self._project = context.layout.feast_project
         self._settings = FeaturesSettings()
@@ -98,14 +108,21 @@ class Features:
             self._settings.movie_cache_ttl_s, self._settings.movie_cache_size
         )
         self._reader: LazyResource[Any] = LazyResource(self._open, "feature store")
+        self._faults = FaultInjector("features")
+        self._replica_health = ReplicaHealth("features")
 
     async def _open(self) -> Any:
+        """A reader on the current Redis (the URL is resolved again at every (re)connect)."""
         from models.features.online import OnlineFeatures
 
         if not self._registry.exists():
             raise FileNotFoundError(f"no Feast registry at {self._registry}")
         url = self._context.resolve_redis_url()
-        reader = await asyncio.to_thread(OnlineFeatures.shared, url, self._registry, self._project)
+        if not await _online_store_loaded(url, self._layout):
+            raise StageUnavailableError(
+                "the online store is empty (Redis restarted without its data?): run the loader"
+            )
+        reader = await asyncio.to_thread(OnlineFeatures.open, url, self._registry, self._project)
         # Warm-up: the first read builds Feast's serializers and the async Redis client.
         await self._read_user(reader, 0)
         await reader.get_movie_features_async([0])
@@ -114,7 +131,9 @@ class Features:
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Applies the `user_config` (`FeaturesSettings`); at replica start it also opens
         the store (on the replica's event loop), so the first request is not slow."""
-        self._settings = FeaturesSettings.model_validate(config or {})
+        settings = FeaturesSettings.model_validate(config or {})
+        self._faults.configure(settings.faults)
+        self._settings = settings
         self._cache.resize(self._settings.movie_cache_ttl_s, self._settings.movie_cache_size)
         with contextlib.suppress(StageUnavailableError):  # unavailable: retried on the next call
             await self._reader.get()
@@ -136,9 +155,13 @@ class Features:
         Returns:
             Feature name -> value (None where missing; the id lists are [] when missing);
             None for a user the store does not know (no feature row at all: cold start).
+
+        Raises:
+            StageUnavailableError: Redis cannot be reached (or lost its data).
         """
-        reader = await self._reader.get()
-        row = await self._read_user(reader, user_id)
+        await self._faults.apply("user")
+        async with self._reader.use() as reader:
+            row = await self._read_user(reader, user_id)
         if all(v is None or v == [] for v in row.values()):
             return None
         row[LIKED] = list(row.get(LIKED) or [])
@@ -146,39 +169,83 @@ class Features:
         return row
 
     async def movies(self, movie_ids: list[int]) -> dict[str, list[Any]]:
-        """The candidates' ranker features, columnar, aligned with `movie_ids`."""
-        reader = await self._reader.get()
+        """The candidates' ranker features, columnar, aligned with `movie_ids`.
+
+        Raises:
+            StageUnavailableError: Redis cannot be reached (or lost its data).
+        """
+        await self._faults.apply("movies")
         ids = [int(i) for i in movie_ids[: self._settings.max_movies]]
         now = time.monotonic()
         found, missing = self._cache.get_many(ids, now)
-        if missing:
-            columns = await reader.get_movie_features_async(missing)
-            names = list(columns)
-            fresh = {
-                movie_id: {name: columns[name][row] for name in names}
-                for row, movie_id in enumerate(missing)
-            }
-            self._cache.put_many(fresh, now)
-            found.update(fresh)
-        names = [ref.split(":", 1)[1] for ref in reader.movie_refs]
+        async with self._reader.use() as reader:
+            if missing:
+                columns = await reader.get_movie_features_async(missing)
+                names = list(columns)
+                fresh = {
+                    movie_id: {name: columns[name][row] for name in names}
+                    for row, movie_id in enumerate(missing)
+                }
+                self._cache.put_many(fresh, now)
+                found.update(fresh)
+            names = [ref.split(":", 1)[1] for ref in reader.movie_refs]
         return {name: [found[i].get(name) for i in ids] for name in names}
+
+    async def _probe(self) -> str | None:
+        """None when this replica reads a user from Redis, else why not."""
+        try:
+            async with self._reader.use() as reader:
+                await self._read_user(reader, 0)
+        except Exception as exc:
+            return describe(exc)
+        return None
 
     async def health(self) -> dict[str, Any]:
         """Stage health: the store is open and Redis answers a one-user read."""
-        try:
-            reader = await self._reader.get()
-            await self._read_user(reader, 0)
-        except Exception as exc:
-            return health_payload("unavailable", registry=str(self._registry), error=describe(exc))
+        problem = await self._probe()
+        if problem is not None:
+            return health_payload("unavailable", registry=str(self._registry), error=problem)
+        reader = self._reader.current
         return health_payload(
             "ok",
-            project=reader.store.project,
+            project=reader.store.project if reader is not None else None,
             cached_movies=len(self._cache),
             cache_hits=self._cache.hits,
             cache_misses=self._cache.misses,
             movie_cache_ttl_s=self._settings.movie_cache_ttl_s,
+            reconnects=max(self._reader.rebuilds - 1, 0),
+            faults=self._faults.describe(),
         )
+
+    async def check_health(self) -> None:
+        """Serve's periodic check: also reconnects after a Redis restart with no traffic.
+
+        Raises:
+            RuntimeError: This replica failed to read from a Redis that a fresh connection
+                reads fine, several checks in a row (Serve then replaces it).
+        """
+        problem = await self._probe()
+        ready = problem is None or await _online_store_ready(self._context, self._layout)
+        self._replica_health.record(problem is None, ready, problem or "")
 
     def pid(self) -> int:
         """The replica's process id."""
         return os.getpid()
+
+
+async def _online_store_loaded(url: str, layout: ArtifactLayout) -> bool:
+    """Whether the Redis at `url` holds this tree's materialized features (the loader's mark)."""
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    try:
+        return bool(await client.exists(layout.features_version_key))
+    finally:
+        await client.aclose()
+
+
+async def _online_store_ready(context: ServingContext, layout: ArtifactLayout) -> bool:
+    """Whether a fresh connection finds Redis up with this tree's features (never raises)."""
+    try:
+        url = await asyncio.to_thread(context.resolve_redis_url, verify=False)
+        return await _online_store_loaded(url, layout)
+    except Exception:
+        return False

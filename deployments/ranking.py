@@ -24,6 +24,7 @@ from ray import serve
 
 from deployments.common import StageUnavailableError, describe, health_payload, prepare_tensorflow
 from deployments.config import RankingSettings, ServingContext
+from deployments.faults import FaultInjector
 from deployments.observability.backends import RayServeBackend
 from deployments.observability.definitions import RANKING_BATCH_SIZE
 from deployments.ranking_inputs import (
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 RELOAD_RETRY_S = 30.0
 """A ranker that failed to load (e.g. not built yet) is retried at most this often."""
+
+_WARM_UP = RankBlock(user_id=0, user={}, movie_ids=[1, 2], movies={}, candidates={})
+"""A two-movie block of default features: the load warm-up and the health probe."""
 
 _TF_DTYPES = {
     "float32": "float32",
@@ -167,6 +171,10 @@ class Ranking:
         self._threads = (intra_op_threads, inter_op_threads)
         self._batch_metric = RayServeBackend().histogram(RANKING_BATCH_SIZE)
         self._ranking_dir = context.layout.ranking_dir
+        self._tree = context.layout.root
+        self._artifacts = ""
+        self._model_version: str | None = None  # the user_config label last applied
+        self._faults = FaultInjector("ranking")
         self._failed_at = float("-inf")
         self._load_lock = threading.Lock()
         self._tf = prepare_tensorflow(intra_op_threads, inter_op_threads)
@@ -176,14 +184,16 @@ class Ranking:
         """Loads and warms the ranker (a failure leaves the stage unavailable; retried)."""
         try:
             ranker = LoadedRanker(self._ranking_dir, self._tf)
-            block = RankBlock(user_id=0, user={}, movie_ids=[1, 2], movies={}, candidates={})
-            ranker.score(build_inputs(ranker.spec, block))
+            ranker.score(build_inputs(ranker.spec, _WARM_UP))
         except Exception as exc:
             self._error = describe(exc)
             self._failed_at = time.monotonic()
             logger.error("ranker not loaded from %s: %s", self._ranking_dir, exc)
             return
+        # One assignment: a batch in flight keeps the ranker it started with.
         self._ranker, self._error = ranker, None
+        self._artifacts = self._tree.resolve().name
+        logger.info("ranker loaded from %s", self._artifacts)
 
     def _ensure_loaded(self) -> bool:
         """Whether the ranker is loaded; retries a failed load every `RELOAD_RETRY_S`."""
@@ -194,11 +204,19 @@ class Ranking:
                 self._load()
         return self._ranker is not None
 
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Applies the `user_config` (`RankingSettings`): the batching knobs."""
-        self._settings = RankingSettings.model_validate(config or {})
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        """Applies the `user_config` (`RankingSettings`): the batching knobs, faults, and a
+        new `model_version`, which reloads the ranker from the artifacts tree in a thread
+        while the current one keeps serving (a failed load keeps the current one)."""
+        settings = RankingSettings.model_validate(config or {})
+        self._faults.configure(settings.faults)
+        self._settings = settings
         self._batching.set_max_batch_size(self._settings.max_batch_size)
         self._batching.set_batch_wait_timeout_s(self._settings.batch_wait_timeout_s)
+        previous, self._model_version = self._model_version, settings.model_version
+        if previous is not None and previous != settings.model_version:
+            logger.info("model_version %r -> %r: reloading", previous, settings.model_version)
+            await asyncio.to_thread(self._load)
 
     @property
     def _batching(self) -> _BatchControls:
@@ -211,6 +229,7 @@ class Ranking:
             StageUnavailableError: No ranker is loaded.
             RankerSpecError: The block does not fit the ranker's inputs.
         """
+        await self._faults.apply("rank")
         if self._ranker is None and not await asyncio.to_thread(self._ensure_loaded):
             raise StageUnavailableError(f"ranker unavailable: {self._error}")
         if len(block) == 0:
@@ -244,11 +263,31 @@ class Ranking:
         return health_payload(
             "ok",
             inputs=len(self._ranker.spec.inputs),
+            model_version=self._model_version,
+            artifacts=self._artifacts,
+            faults=self._faults.describe(),
             max_batch_size=self._batching._get_max_batch_size(),
             batch_wait_timeout_s=self._batching._get_batch_wait_timeout_s(),
             tf_threads=list(self._threads),
             batching=self._stats.snapshot(),
         )
+
+    async def check_health(self) -> None:
+        """Serve's periodic check: a loaded ranker must still score a two-movie block.
+
+        A ranker that is not loaded (not built yet) fails no check: a new replica would not
+        load it either; the stage reports itself unavailable and is retried.
+
+        Raises:
+            RuntimeError: The loaded ranker failed to score (Serve replaces the replica).
+        """
+        ranker = self._ranker
+        if ranker is None:
+            return
+        try:
+            await asyncio.to_thread(ranker.score, build_inputs(ranker.spec, _WARM_UP))
+        except Exception as exc:
+            raise RuntimeError(f"ranker broken: {describe(exc)}") from None
 
     def pid(self) -> int:
         """The replica's process id."""

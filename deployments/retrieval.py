@@ -23,6 +23,7 @@ from ray import serve
 
 from deployments.common import StageUnavailableError, describe, health_payload, prepare_tensorflow
 from deployments.config import RetrievalSettings, ServingContext
+from deployments.faults import FaultInjector
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,9 @@ class Retrieval:
         self._load_seconds = 0.0
         self._threads = (intra_op_threads, inter_op_threads)
         self._layout = context.layout
+        self._artifacts = ""
+        self._model_version: str | None = None  # the user_config label last applied
+        self._faults = FaultInjector("retrieval")
         prepare_tensorflow(intra_op_threads, inter_op_threads)
         self._load()
 
@@ -131,8 +135,11 @@ class Retrieval:
             self._failed_at = time.monotonic()
             logger.error("retrieval model not loaded from %s: %s", layout.retrieval_dir, exc)
             return
+        # One assignment each: requests in flight keep the model they started with.
         self._retriever, self._users, self._error = retriever, users, None
+        self._artifacts = layout.root.resolve().name
         self._load_seconds = time.perf_counter() - started
+        logger.info("retrieval model loaded from %s", self._artifacts)
 
     def _ensure_loaded(self) -> bool:
         """Whether the model is loaded; retries a failed load every `RELOAD_RETRY_S`."""
@@ -143,9 +150,17 @@ class Retrieval:
                 self._load()
         return self._retriever is not None
 
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        """Applies the `user_config` (`RetrievalSettings`)."""
-        self._settings = RetrievalSettings.model_validate(config or {})
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        """Applies the `user_config` (`RetrievalSettings`). A new `model_version` reloads
+        the model from the artifacts tree in a thread while the current one keeps serving,
+        then swaps it in (a failed load keeps the current model)."""
+        settings = RetrievalSettings.model_validate(config or {})
+        self._faults.configure(settings.faults)
+        self._settings = settings
+        previous, self._model_version = self._model_version, settings.model_version
+        if previous is not None and previous != settings.model_version:
+            logger.info("model_version %r -> %r: reloading", previous, settings.model_version)
+            await asyncio.to_thread(self._load)
 
     async def recommend(self, user_id: int, n: int) -> tuple[list[int], list[float]]:
         """The user's top-`n` movies by model score, best first (seen ones included).
@@ -157,6 +172,7 @@ class Retrieval:
         Raises:
             StageUnavailableError: The model is not loaded.
         """
+        await self._faults.apply("recommend")
         if self._retriever is None and not await asyncio.to_thread(self._ensure_loaded):
             raise StageUnavailableError(f"retrieval model unavailable: {self._error}")
         k = max(1, min(int(n), self._settings.max_n, self._retriever.k))
@@ -170,12 +186,32 @@ class Retrieval:
         return health_payload(
             "ok",
             k=self._retriever.k,
+            model_version=self._model_version,
+            artifacts=self._artifacts,
+            faults=self._faults.describe(),
             user_features=self._users.source,
             known_users=len(self._users),
             load_seconds=round(self._load_seconds, 2),
             tf_threads=list(self._threads),
             max_n=self._settings.max_n,
         )
+
+    async def check_health(self) -> None:
+        """Serve's periodic check: a loaded model must still answer a one-user query.
+
+        A model that is not loaded (not built yet) fails no check: a new replica would not
+        load it either; the stage reports itself unavailable and is retried.
+
+        Raises:
+            RuntimeError: The loaded model failed the query (Serve replaces the replica).
+        """
+        retriever = self._retriever
+        if retriever is None:
+            return
+        try:
+            await asyncio.to_thread(retriever.recommend, [0], self._users.features(0), 1)
+        except Exception as exc:
+            raise RuntimeError(f"retrieval model broken: {describe(exc)}") from None
 
     def pid(self) -> int:
         """The replica's process id."""

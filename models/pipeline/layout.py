@@ -76,6 +76,12 @@ class ArtifactLayout:
         return self.root / "ranking"
 
     @property
+    def features_version_key(self) -> str:
+        """Redis key naming the features build materialized for this tree; the loader writes
+        it last, so its presence means the online store is fully loaded."""
+        return f"movierec:{self.namespace}:features_version"
+
+    @property
     def vss_index_alias(self) -> str:
         """The RediSearch alias that always points at the live content index."""
         return f"{self.namespace}_movies"

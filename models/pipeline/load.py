@@ -55,10 +55,6 @@ def load_vector_index(layout: ArtifactLayout, manifest: Manifest, client: redis.
     return "loaded"
 
 
-def _features_version_key(layout: ArtifactLayout) -> str:
-    return f"movierec:{layout.namespace}:features_version"
-
-
 def load_online_features(
     layout: ArtifactLayout, manifest: Manifest, client: redis.Redis, redis_url: str
 ) -> str:
@@ -74,7 +70,7 @@ def load_online_features(
         "loaded" or "unchanged".
     """
     record = manifest.steps["features"]
-    key = _features_version_key(layout)
+    key = layout.features_version_key
     registry = layout.features_dir / REGISTRY_FILE
     if registry.exists() and client.get(key) == record.fingerprint.encode():
         return "unchanged"
