@@ -2,7 +2,7 @@
 
 Every stage call gets `min(its own deadline, what is left of the total budget - reserve)`,
 where the reserve keeps time for what follows the last call (merging, rules, the response).
-A stage whose share would be shorter than `MIN_CALL_S` is not called at all (fallback
+Once less than `MIN_CALL_S` of the budget is left, a stage is not called at all (fallback
 reason `no_budget`): a call that cannot finish only wastes a replica slot.
 
 Pure: no Ray, no I/O; the clock is injectable for tests.
@@ -58,10 +58,11 @@ class Budget:
             stage_timeout_s: The stage's own deadline, in seconds.
 
         Returns:
-            min(stage deadline, remaining - reserve) in seconds; None below `MIN_CALL_S`.
+            min(stage deadline, remaining - reserve) in seconds; None when what is left of
+            the budget (after the reserve) is below `MIN_CALL_S`.
         """
-        timeout = min(stage_timeout_s, self.remaining() - self.reserve_s)
-        return timeout if timeout >= MIN_CALL_S else None
+        left = self.remaining() - self.reserve_s
+        return min(stage_timeout_s, left) if left >= MIN_CALL_S else None
 
 
 __all__ = ["MIN_CALL_S", "Budget"]

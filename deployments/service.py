@@ -99,6 +99,12 @@ class RequestTrace:
         """Records a stage whose output is not used, and why (a `FallbackReason`)."""
         self.fallbacks.append(Fallback.model_validate({"stage": stage, "reason": reason}))
 
+    def skip(self, stage: str) -> None:
+        """Records a stage whose output is not used because another one failed (unless
+        it already has a fallback entry of its own, e.g. it had timed out)."""
+        if all(f.stage != stage for f in self.fallbacks):
+            self.fail(stage, "skipped")
+
     def elapsed_ms(self) -> float:
         """Milliseconds since the request started."""
         return 1000.0 * (time.perf_counter() - self.started)
@@ -414,7 +420,7 @@ class RecommendService:
             # Without the user's features there is no seen list to filter with and no seeds:
             # typically Redis is down. The popular, genre-diverse list from memory.
             for stage in ("retrieval", "vector_search", "ranking"):
-                trace.fail(stage, "skipped")
+                trace.skip(stage)
             return self._popular_answer(user_id, k, genres, exclude, year_range, trace)
 
         seen: set[int] = set(user.get(SEEN) or ())
@@ -483,7 +489,7 @@ class RecommendService:
         ids = [c.movie_id for c in candidates]
         movies = await self._candidate_features(ids, trace, budget)
         if movies is None:
-            trace.fail("ranking", "skipped")
+            trace.skip("ranking")
             return None
         block = RankBlock(
             user_id=user_id,

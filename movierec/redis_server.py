@@ -48,6 +48,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
@@ -1014,6 +1015,50 @@ def resolve_redis_url(
     if verify:
         check_search_module(state.url)
     return state.url
+
+
+def save_snapshot(url: str, *, timeout: float = 120.0) -> bool:
+    """Makes what Redis holds durable now: BGSAVE, then waits for it to finish.
+
+    The loader calls it after loading the vector index and the online features, so a Redis
+    that crashes and restarts comes back with them (from its RDB file) instead of empty.
+
+    Args:
+        url: The Redis (password included; never logged).
+        timeout: Seconds to wait for the snapshot.
+
+    Returns:
+        True once the snapshot is written; False when the server refuses to snapshot (e.g.
+        a managed Redis without BGSAVE), which is logged.
+    """
+    client = _client(url, timeout=10.0)
+
+    def persistence() -> dict[str, Any]:
+        info: dict[str, Any] = client.info("persistence")  # type: ignore[assignment]
+        return info
+
+    try:
+        before = int(persistence().get("rdb_last_save_time", 0))
+        try:
+            client.bgsave()
+        except redis.ResponseError as exc:
+            if "in progress" not in str(exc).lower():
+                logger.warning("Redis refused a snapshot: %s", _scrub(str(exc), url))
+                return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = persistence()
+            done = not int(info.get("rdb_bgsave_in_progress", 0))
+            if done and int(info.get("rdb_last_save_time", 0)) >= before:
+                if info.get("rdb_last_bgsave_status") != "ok":
+                    logger.warning("Redis snapshot failed: %s", info.get("rdb_last_bgsave_status"))
+                    return False
+                return True
+            time.sleep(_POLL_INTERVAL)
+        logger.warning("Redis snapshot not finished after %.0f s", timeout)
+        return False
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager

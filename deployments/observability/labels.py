@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from deployments.config import SOURCES
+from deployments.schemas import FALLBACK_REASONS
 
 OTHER = "other"
 """The label value of anything outside a vocabulary."""
@@ -31,8 +32,9 @@ STAGES: tuple[str, ...] = (
 _STAGE_ALIASES = {"vector_search": "vss"}
 """Stage names of the API's `fallbacks` that the metrics spell differently."""
 
-REASONS: tuple[str, ...] = ("timeout", "unavailable", "error", "skipped", "bad_output", OTHER)
-"""`reason` label values of a fallback (see `reason_label`)."""
+REASONS: tuple[str, ...] = (*FALLBACK_REASONS, OTHER)
+"""`reason` label values of a fallback: the API's `FallbackReason` categories (see
+`reason_label`)."""
 
 MAX_GENRES = 40
 """At most this many genre label values (MovieLens has 19 or 20); the rest is `OTHER`."""
@@ -53,6 +55,8 @@ def reason_label(reason: str) -> str:
     ("wrong number of scores; ..."). The exception name is dropped: it is unbounded.
     """
     text = reason.strip().lower()
+    if text in FALLBACK_REASONS:
+        return text
     for prefix, label in (
         ("timeout", "timeout"),
         ("unavailable", "unavailable"),

@@ -18,7 +18,7 @@ from models.content.index import IndexConfig, build_index, resolve_alias
 from models.features.store import REGISTRY_FILE, apply_definitions, materialize, open_store
 from models.pipeline.layout import ArtifactLayout
 from models.pipeline.manifest import Manifest
-from movierec.redis_server import resolve_redis_url
+from movierec.redis_server import resolve_redis_url, save_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +88,20 @@ def load_online_features(
 def load_all(layout: ArtifactLayout, manifest: Manifest) -> dict[str, str]:
     """Loads everything Redis-side for a layout, starting the embedded Redis if needed.
 
+    Redis is snapshotted after a load (`save_snapshot`).
+
     Returns:
         Target name -> "loaded" or "unchanged".
     """
     url = resolve_redis_url(start_if_needed=True)
     client = redis.Redis.from_url(url)
     try:
-        return {
+        results = {
             "vss_index": load_vector_index(layout, manifest, client),
             "features": load_online_features(layout, manifest, client, url),
         }
     finally:
         client.close()
+    if "loaded" in results.values():
+        save_snapshot(url)  # a crashed Redis restarts with the data, not empty
+    return results

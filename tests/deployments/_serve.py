@@ -22,7 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from movierec.redis_server import embedded_redis
+from movierec.redis_server import embedded_redis, save_snapshot
+from movierec.redis_server import start as start_redis
+from movierec.redis_server import stop as stop_redis
 from tests.deployments._artifacts import TinyArtifacts, build_tiny_artifacts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +39,7 @@ class Served:
     config: dict[str, Any]
     artifacts: TinyArtifacts
     http: httpx.Client
+    run_dir: Path
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.http.get(path, params=params)
@@ -82,6 +85,16 @@ def with_user_config(base: dict[str, Any], deployment: str, **changes: Any) -> d
     return raw
 
 
+def with_options(base: dict[str, Any], deployment: str, **options: Any) -> dict[str, Any]:
+    """A copy of the config with `options` (e.g. max_queued_requests) merged into one
+    deployment's entry."""
+    raw = copy.deepcopy(base)
+    for entry in raw["applications"][0]["deployments"]:
+        if entry["name"] == deployment:
+            _merge(entry, options)
+    return raw
+
+
 def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
     for key, value in changes.items():
         if isinstance(value, dict):
@@ -90,32 +103,77 @@ def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
             target[key] = value
 
 
+RELAXED_TIMEOUTS: dict[str, float] = {
+    "total": 5.0,
+    "retrieval": 1.0,
+    "features": 1.0,
+    "vector_search": 1.0,
+    "candidate_features": 1.0,
+    "ranking": 2.0,
+    "similar": 2.0,
+}
+"""The Controller's stage deadlines for tests that check answers, not speed: on a shared
+2-core machine the production budget (150 ms) turns a slow moment into a fallback. The budget
+itself is exercised by test_resilience_e2e.py."""
+
+
 @contextlib.contextmanager
-def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory, **ray_init: Any) -> Iterator[Served]:
+def _redis(run_dir: Path, persist: bool) -> Iterator[str]:
+    if not persist:
+        with embedded_redis(run_dir) as url:
+            yield url
+        return
+    try:
+        yield start_redis(run_dir, 0, persist=True)
+    finally:
+        stop_redis(run_dir)
+
+
+@contextlib.contextmanager
+def serve_tiny_app(
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    timeouts: dict[str, float] | None = None,
+    env_vars: dict[str, str] | None = None,
+    persist_redis: bool = False,
+    **ray_init: Any,
+) -> Iterator[Served]:
     """Builds tiny artifacts, starts Ray in-process and deploys the app; yields it running.
 
     Args:
         tmp_path_factory: pytest's, for the run dir and the artifacts.
+        timeouts: The Controller's `timeouts` (None: `RELAXED_TIMEOUTS`; {}: those of
+            serve_config.yaml, the production budget).
+        env_vars: Added to the replicas' environment (the application's runtime_env).
+        persist_redis: Redis with RDB snapshots, snapshotted after the load (as
+            `models.pipeline` does), so a test can kill and restart it with its data.
         ray_init: Extra `ray.init` arguments (e.g. the metrics export port).
     """
     import ray
     from ray import serve
 
     run_dir = tmp_path_factory.mktemp("serve-run")
-    with embedded_redis(run_dir) as redis_url:
+    with _redis(run_dir, persist_redis) as redis_url:
         started = time.perf_counter()
         artifacts = build_tiny_artifacts(tmp_path_factory.mktemp("serve") / "artifacts", redis_url)
         print(f"\nartifacts built in {time.perf_counter() - started:.1f} s: {artifacts.seconds}")
+        if persist_redis and not save_snapshot(redis_url):
+            raise RuntimeError("Redis did not snapshot the loaded data")
 
         raw = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
         port = free_port()
         raw["http_options"]["port"] = port
-        raw["applications"][0]["args"].update(
+        application = raw["applications"][0]
+        application["args"].update(
             artifacts_dir=str(artifacts.artifacts_dir),
             variant=artifacts.layout.variant,
             mode=artifacts.layout.mode,
             run_dir=str(run_dir),
             redis_url=None,
+        )
+        application["runtime_env"]["env_vars"].update(env_vars or {})
+        raw = with_user_config(
+            raw, "Controller", timeouts=RELAXED_TIMEOUTS if timeouts is None else timeouts
         )
         started = time.perf_counter()
         ray.init(
@@ -130,7 +188,7 @@ def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory, **ray_init: Any) ->
             deploy(raw)
             print(f"app deployed in {time.perf_counter() - started:.1f} s")
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
-                yield Served(f"http://127.0.0.1:{port}", raw, artifacts, http)
+                yield Served(f"http://127.0.0.1:{port}", raw, artifacts, http, run_dir)
         finally:
             serve.shutdown()
             ray.shutdown()

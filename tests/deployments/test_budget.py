@@ -47,3 +47,8 @@ def test_the_budget_counts_from_the_request_start() -> None:
 def test_invalid_budgets_are_refused(total: float, reserve: float) -> None:
     with pytest.raises(ValueError, match=r"budget|reserve"):
         Budget(total, reserve_s=reserve)
+
+
+def test_a_tiny_stage_deadline_is_the_stage_s_own_not_a_spent_budget() -> None:
+    budget = Budget(0.150, clock=Clock())
+    assert budget.deadline(1e-4) == pytest.approx(1e-4)  # called, and will time out

@@ -531,3 +531,22 @@ def test_start_timeout_reports_the_log_tail(tmp_path: Path) -> None:
     assert f"port {port}" in message and "within 0.5s" in message
     assert "something went wrong here" in message
     assert ":pw@" not in message
+
+
+def test_a_snapshot_survives_a_crash_and_a_restart_on_a_new_port(run_dir: Path) -> None:
+    url = start(run_dir, 0, persist=True)
+    client = redis.Redis.from_url(url)
+    client.hset("movie:1", mapping={"title": "Toy Story"})
+    client.close()
+    assert redis_server.save_snapshot(url)
+    state = redis_server.read_state(run_dir)
+    assert state is not None
+    os.kill(state.pid, 9)  # a crash: no SHUTDOWN, no final save
+    time.sleep(0.5)
+    again = start(run_dir, 0, persist=True)
+    assert again != url  # fresh password (and port) at every start
+    client = redis.Redis.from_url(again)
+    try:
+        assert client.hget("movie:1", "title") == b"Toy Story"
+    finally:
+        client.close()

@@ -140,7 +140,7 @@ def test_observe_records_a_whole_request_from_its_trace(setup: Setup) -> None:
     metrics, registry, _ = setup
     trace = RequestTrace()
     trace.timings.update({"retrieval": 3.0, "vector_search": 2.0, "ranking": 5.0, "rules": 0.1})
-    trace.fail("vector_search", "timeout after 0.5 s")
+    trace.fail("vector_search", "timeout")
     trace.candidates, trace.merged, trace.overlap = {"retrieval": 5, "popular": 3}, 7, 1
     trace.ranked_scores = [0.2, 0.7]
     items = [
