@@ -77,6 +77,23 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text[:200]}" if text else name
 
 
+async def probe_model(name: str, probe: Callable[[], object] | None) -> None:
+    """The `check_health()` of a model stage: a loaded model must still answer `probe`.
+
+    A model that is not loaded (`probe` None: not built yet) fails no check: a new replica
+    would not load it either; the stage reports itself unavailable and retries the load.
+
+    Raises:
+        RuntimeError: The loaded model failed the probe (Serve then replaces the replica).
+    """
+    if probe is None:
+        return
+    try:
+        await asyncio.to_thread(probe)
+    except Exception as exc:
+        raise RuntimeError(f"{name} broken: {describe(exc)}") from None
+
+
 class ReplicaHealth:
     """When Serve should replace a replica (`check_health` raises): only when a new process
     could help.

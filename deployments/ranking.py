@@ -22,7 +22,13 @@ from typing import Any, Protocol, cast
 import numpy as np
 from ray import serve
 
-from deployments.common import StageUnavailableError, describe, health_payload, prepare_tensorflow
+from deployments.common import (
+    StageUnavailableError,
+    describe,
+    health_payload,
+    prepare_tensorflow,
+    probe_model,
+)
 from deployments.config import RankingSettings, ServingContext
 from deployments.faults import FaultInjector
 from deployments.observability.backends import RayServeBackend
@@ -273,21 +279,13 @@ class Ranking:
         )
 
     async def check_health(self) -> None:
-        """Serve's periodic check: a loaded ranker must still score a two-movie block.
-
-        A ranker that is not loaded (not built yet) fails no check: a new replica would not
-        load it either; the stage reports itself unavailable and is retried.
-
-        Raises:
-            RuntimeError: The loaded ranker failed to score (Serve replaces the replica).
-        """
+        """Serve's periodic check: a loaded ranker must still score a two-movie block
+        (`probe_model`: a broken one makes Serve replace the replica)."""
         ranker = self._ranker
-        if ranker is None:
-            return
-        try:
-            await asyncio.to_thread(ranker.score, build_inputs(ranker.spec, _WARM_UP))
-        except Exception as exc:
-            raise RuntimeError(f"ranker broken: {describe(exc)}") from None
+        await probe_model(
+            "ranker",
+            None if ranker is None else lambda: ranker.score(build_inputs(ranker.spec, _WARM_UP)),
+        )
 
     def pid(self) -> int:
         """The replica's process id."""

@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 from ray import serve
 
-from deployments.common import StageUnavailableError, describe, health_payload, prepare_tensorflow
+from deployments.common import (
+    StageUnavailableError,
+    describe,
+    health_payload,
+    prepare_tensorflow,
+    probe_model,
+)
 from deployments.config import RetrievalSettings, ServingContext
 from deployments.faults import FaultInjector
 
@@ -197,21 +203,13 @@ class Retrieval:
         )
 
     async def check_health(self) -> None:
-        """Serve's periodic check: a loaded model must still answer a one-user query.
-
-        A model that is not loaded (not built yet) fails no check: a new replica would not
-        load it either; the stage reports itself unavailable and is retried.
-
-        Raises:
-            RuntimeError: The loaded model failed the query (Serve replaces the replica).
-        """
-        retriever = self._retriever
-        if retriever is None:
-            return
-        try:
-            await asyncio.to_thread(retriever.recommend, [0], self._users.features(0), 1)
-        except Exception as exc:
-            raise RuntimeError(f"retrieval model broken: {describe(exc)}") from None
+        """Serve's periodic check: a loaded model must still answer a one-user query
+        (`probe_model`: a broken one makes Serve replace the replica)."""
+        retriever, users = self._retriever, self._users
+        await probe_model(
+            "retrieval model",
+            None if retriever is None else lambda: retriever.recommend([0], users.features(0), 1),
+        )
 
     def pid(self) -> int:
         """The replica's process id."""

@@ -272,6 +272,20 @@ class RecommendService:
             self._log_failure(stage, detail)
         return False, None
 
+    async def _ask(
+        self,
+        stage: str,
+        client: StageClient,
+        method: str,
+        *args: Any,
+        trace: RequestTrace,
+        budget: Budget,
+    ) -> tuple[bool, Any]:
+        """`client.<method>(*args)` as the recommendation's `stage` call: deadline
+        `timeouts.<stage>` inside the budget (see `_call`)."""
+        timeout: float = getattr(self._config.timeouts, stage)
+        return await self._call(stage, lambda: client.call(method, *args), timeout, trace, budget)
+
     def _log_failure(self, stage: str, detail: str, every_s: float = 10.0) -> None:
         """Logs a stage failure with its detail, at most once per `every_s` per stage."""
         now = time.monotonic()
@@ -395,28 +409,28 @@ class RecommendService:
         async def retrieve() -> tuple[bool, Any]:
             if counts.retrieval == 0:
                 return True, ([], [])
-            return await self._call(
+            return await self._ask(
                 "retrieval",
-                lambda: self._stages.retrieval.call("recommend", user_id, counts.retrieval),
-                timeouts.retrieval,
-                trace,
-                budget,
+                self._stages.retrieval,
+                "recommend",
+                user_id,
+                counts.retrieval,
+                trace=trace,
+                budget=budget,
             )
 
         retrieval_task = asyncio.ensure_future(retrieve())
-        features_ok, user = await self._call(
-            "features",
-            lambda: self._stages.features.call("user", user_id),
-            timeouts.features,
-            trace,
-            budget,
+        features_ok, user = await self._ask(
+            "features", self._stages.features, "user", user_id, trace=trace, budget=budget
         )
         if not features_ok or user is None:
             retrieval_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retrieval_task
             if user is None and features_ok:
-                return self._cold_start(user_id, k, genres, exclude, year_range, trace)
+                return self._popular_answer(  # an unknown user: cold start
+                    user_id, k, genres, exclude, year_range, trace, cold_start=True
+                )
             # Without the user's features there is no seen list to filter with and no seeds:
             # typically Redis is down. The popular, genre-diverse list from memory.
             for stage in ("retrieval", "vector_search", "ranking"):
@@ -429,14 +443,17 @@ class RecommendService:
         vss_hits: Any = []
         if seeds and counts.vss > 0:
             not_these = sorted(seen | exclude)
-            vss_ok, vss_hits = await self._call(
+            vss_ok, vss_hits = await self._ask(
                 "vector_search",
-                lambda: self._stages.vector_search.call(
-                    "recommend", seeds, counts.vss, not_these, genres or None, year_range
-                ),
-                timeouts.vector_search,
-                trace,
-                budget,
+                self._stages.vector_search,
+                "recommend",
+                seeds,
+                counts.vss,
+                not_these,
+                genres or None,
+                year_range,
+                trace=trace,
+                budget=budget,
             )
         retrieval_ok, retrieved = await retrieval_task
 
@@ -503,12 +520,8 @@ class RecommendService:
                 SOURCES,
             ),
         )
-        ok, scores = await self._call(
-            "ranking",
-            lambda: self._stages.ranking.call("rank", block),
-            self._config.timeouts.ranking,
-            trace,
-            budget,
+        ok, scores = await self._ask(
+            "ranking", self._stages.ranking, "rank", block, trace=trace, budget=budget
         )
         if not ok:
             return None
@@ -527,12 +540,13 @@ class RecommendService:
         names = self._movie_feature_names
         if missing or names is None:
             wanted = missing or ids
-            ok, columns = await self._call(
+            ok, columns = await self._ask(
                 "candidate_features",
-                lambda: self._stages.features.call("movies", wanted),
-                self._config.timeouts.candidate_features,
-                trace,
-                budget,
+                self._stages.features,
+                "movies",
+                wanted,
+                trace=trace,
+                budget=budget,
             )
             if not ok:
                 return None
@@ -589,18 +603,6 @@ class RecommendService:
             out.append(filler)
         return out
 
-    def _cold_start(
-        self,
-        user_id: int,
-        k: int,
-        genres: list[str],
-        exclude: set[int],
-        year_range: tuple[int | None, int | None] | None,
-        trace: RequestTrace,
-    ) -> RecommendationResponse:
-        """An unknown user: the popular, genre-diverse list (`cold_start: true`)."""
-        return self._popular_answer(user_id, k, genres, exclude, year_range, trace, cold_start=True)
-
     def _popular_answer(
         self,
         user_id: int,
@@ -612,7 +614,8 @@ class RecommendService:
         *,
         cold_start: bool = False,
     ) -> RecommendationResponse:
-        """The popular, genre-diverse list from memory, with the request's filters."""
+        """The popular, genre-diverse list from memory, with the request's filters (the
+        cold-start list of an unknown user, and the answer when Redis is down)."""
         items = self._catalog.cold_start(
             k, self._rules, exclude=exclude, genres=genres or None, year_range=year_range
         )
