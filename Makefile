@@ -21,13 +21,18 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Extra arguments, e.g. BENCH_ARGS="--url http://127.0.0.1:8000 --duration 30".
 BENCH_ARGS ?=
 EVAL_SERVED_ARGS ?=
+# ScaNN lives in its own venv: next to TensorFlow 2.21 it breaks `import tensorflow_recommenders`
+# (see benchmarks/scalebench/scann_worker.py). Only the scale benchmark uses it.
+SCANN_VENV ?= .venv-scann
+SCANN_VERSION ?= 1.4.2
+SCANN_STAMP := $(SCANN_VENV)/.installed
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RAY_DASHBOARD_HOST := 127.0.0.1
 
-.PHONY: help install data artifacts eval eval-served bench run serve stop redis-start redis-stop \
-        test test-unit lint format monitor prometheus clean
+.PHONY: help install data artifacts eval eval-served bench bench-scale scann-venv run serve stop \
+        redis-start redis-stop test test-unit lint format monitor prometheus clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +47,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools.
+
+$(SCANN_STAMP):
+	@test -x $(SCANN_VENV)/bin/python || $(PYTHON) -m venv $(SCANN_VENV)
+	$(SCANN_VENV)/bin/python -m pip install --quiet "scann==$(SCANN_VERSION)"
+	@touch $@
+
+scann-venv: $(SCANN_STAMP) ## The separate venv holding ScaNN (numpy only, no TensorFlow) for bench-scale.
 
 data: $(STAMP) ## Fetch and normalize the MovieLens variant (DATASET=ml-100k).
 	$(BIN)/python -m models.data --variant $(DATASET)
@@ -62,11 +74,14 @@ eval-served: $(STAMP) ## Offline protocol replayed through the HTTP API (eval ar
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode eval
 	$(BIN)/python -m benchmarks.served_quality --variant $(DATASET) --readme README.md $(EVAL_SERVED_ARGS)
 
-test: $(STAMP) prometheus ## Run the whole test suite (unit + integration with real Redis/Ray/Prometheus).
+test: $(STAMP) $(SCANN_STAMP) prometheus ## Run the whole test suite (unit + integration with real Redis/Ray/Prometheus).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Only the tests that need no services and train nothing.
 	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+bench-scale: $(STAMP) $(SCANN_STAMP) ## Scale curve (10k-1M movies) -> benchmarks/results/scale.json + .png, README tables.
+	$(BIN)/python -m benchmarks.scale --readme README.md
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy.
 	$(BIN)/ruff check .

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_PACKAGES: tuple[str, ...] = (
     "numpy",
@@ -90,9 +92,42 @@ def time_calls(call: Callable[[], Any], n: int, warmup: int = 0) -> list[float]:
     return samples
 
 
+def time_each(call: Callable[[T], Any], inputs: Sequence[T], warmup: int = 0) -> list[float]:
+    """Wall-clock latency of `call(x)` for each input, in order, after `warmup` untimed calls.
+
+    The warm-up calls cycle over `inputs` too, so they exercise the same code paths.
+
+    Args:
+        call: What to time, given one input.
+        inputs: One timed call per input (at least one).
+        warmup: Untimed calls first.
+
+    Returns:
+        len(inputs) latencies in milliseconds.
+    """
+    if not inputs:
+        raise ValueError("no inputs to time")
+    for i in range(warmup):
+        call(inputs[i % len(inputs)])
+    samples = []
+    for x in inputs:
+        start = time.perf_counter()
+        call(x)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages (other work on the machine skews timings)."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process in bytes (VmRSS of /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS line in /proc/self/status")
 
 
 def cpu_model() -> str:

@@ -13,7 +13,9 @@ from benchmarks.common import (
     load_average,
     machine_info,
     percentiles,
+    rss_bytes,
     time_calls,
+    time_each,
     utc_now,
     write_json,
 )
@@ -117,3 +119,19 @@ def test_machine_summary_names_cpus_memory_and_versions() -> None:
         }
     )
     assert line == "2 CPUs (EPYC), 24 GiB, Python 3.11.7, Ray 2.60.0"
+
+
+def test_rss_grows_with_a_touched_allocation() -> None:
+    before = rss_bytes()
+    block = np.ones(64 * 1024 * 1024, dtype=np.uint8)  # 64 MiB, every page touched
+    assert rss_bytes() - before > 32 * 1024 * 1024
+    del block
+
+
+def test_time_each_times_every_input_once_after_cycling_warmup() -> None:
+    seen: list[int] = []
+    samples = time_each(seen.append, [1, 2, 3], warmup=4)
+    assert seen == [1, 2, 3, 1, 1, 2, 3]
+    assert len(samples) == 3
+    with pytest.raises(ValueError, match="no inputs"):
+        time_each(seen.append, [])

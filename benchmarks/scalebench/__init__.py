@@ -1,0 +1,1 @@
+"""Parts of the scale benchmark (`python -m benchmarks.scale`): data, methods, report."""

@@ -1,0 +1,81 @@
+"""Exact retrieval with TFRS `BruteForce`, the layer the exported retrieval model serves with.
+
+The layer indexes the candidate matrix and identifiers exactly as
+`models.retrieval.export.RetrievalModule` does, and is called through a `tf.function` with a
+[None, dim] input signature, as the SavedModel's signature calls it. The query tower is left
+out (the benchmark feeds query embeddings directly): what is timed is the dot product over
+the whole catalog plus the top-k, the part whose cost grows with the catalog.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import percentiles, rss_bytes, time_each
+from benchmarks.scalebench.data import Catalog, query_batches, recall_at
+from models.retrieval._tf import tf, tfrs
+
+
+def measure_bruteforce(
+    catalog: Catalog,
+    exact: np.ndarray,
+    *,
+    k: int,
+    batch_size: int,
+    batches: int,
+    warmup: int,
+) -> dict[str, Any]:
+    """Builds a BruteForce index of the catalog and times single and batched queries.
+
+    Args:
+        catalog: Items (n, dim) and queries (q, dim).
+        exact: int64 (q, >= min(k, n)) exact top-k ids from numpy, for the recall check.
+        k: Neighbours per query.
+        batch_size: Queries per batched call.
+        batches: Timed batched calls (query rows reused cyclically).
+        warmup: Untimed calls before each timed series.
+
+    Returns:
+        build_s, single_ms and batch_ms (percentile dicts), recall_at_k and recall_at_10
+        against numpy (exact search: 1.0 unless float rounding swaps near-ties),
+        bytes_per_item (index tensors: float32 candidates + int64 ids) and memory details.
+    """
+    k = min(k, len(catalog.items))
+    rss_before = rss_bytes()
+    started = time.perf_counter()
+    layer = tfrs.layers.factorized_top_k.BruteForce(k=k)
+    layer.index(tf.constant(catalog.items), tf.constant(catalog.ids))
+    dim = catalog.items.shape[1]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
+    def search(queries: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return layer(queries, k=k)
+
+    search(tf.constant(catalog.queries[:1]))  # traces the graph
+    build_s = time.perf_counter() - started
+    rss_after = rss_bytes()
+
+    singles = [tf.constant(q[None, :]) for q in catalog.queries]
+    found = [search(q)[1].numpy()[0] for q in singles]
+    single_ms = time_each(search, singles, warmup)
+    batch_inputs = [tf.constant(b) for b in query_batches(catalog.queries, batch_size, batches)]
+    batch_ms = time_each(search, batch_inputs, warmup)
+
+    n = len(catalog.items)
+    tensor_bytes = catalog.items.nbytes + catalog.ids.nbytes
+    result = {
+        "build_s": build_s,
+        "single_ms": percentiles(single_ms),
+        "batch_ms": percentiles(batch_ms),
+        "recall_at_k": recall_at(found, exact, k),
+        "recall_at_10": recall_at(found, exact, min(10, k)),
+        "bytes_per_item": tensor_bytes / n,
+        "memory": {
+            "tensor_bytes_per_item": tensor_bytes / n,
+            "rss_delta_bytes_per_item": (rss_after - rss_before) / n,
+        },
+    }
+    return result
