@@ -59,7 +59,7 @@ class ScaleParams:
     seed: int = 0
     feast_candidates: tuple[int, ...] = (100, 300, 1000)
     feast_queries: int = 100
-    build_budget_s: float = 600.0
+    build_budget_s: float = 900.0
     tf_threads: int = 1
     scann: bool = True
     scann_python: str = ""
@@ -67,10 +67,17 @@ class ScaleParams:
 
 @dataclass
 class BuildBudget:
-    """Skips builds whose extrapolated time exceeds the budget; remembers measured rates."""
+    """Skips builds whose extrapolated time exceeds the budget, and lists what was skipped.
+
+    Attributes:
+        budget_s: Longest build (s) a run may attempt.
+        seconds_per_item: Last measured build time per item, per (method, dim).
+        skipped: One {"method", "size", "dim", "reason"} per skipped measurement.
+    """
 
     budget_s: float
     seconds_per_item: dict[tuple[str, int], float] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     def estimate(self, method: str, dim: int, size: int) -> float | None:
         """Linear extrapolation of the last measured build of (method, dim), or None."""
@@ -78,7 +85,24 @@ class BuildBudget:
         return None if rate is None else rate * size
 
     def record(self, method: str, dim: int, size: int, seconds: float) -> None:
+        """Remembers a measured build time."""
         self.seconds_per_item[(method, dim)] = seconds / size
+
+    def over(self, method: str, dim: int, size: int) -> str | None:
+        """Why a (method, dim) build at `size` is skipped, or None when it fits the budget."""
+        estimate = self.estimate(method, dim, size)
+        if estimate is None or estimate <= self.budget_s:
+            return None
+        return (
+            f"estimated build {estimate:.0f}s (the previous size's measured time per movie x "
+            f"{size} movies) exceeds --build-budget-s {self.budget_s:.0f}"
+        )
+
+    def skip(self, method: str, size: int, dim: int | None, reason: str) -> dict[str, str]:
+        """Records a skipped measurement; returns what stands in the results instead."""
+        logger.info("  %s skipped at %d movies: %s", method, size, reason)
+        self.skipped.append({"method": method, "size": size, "dim": dim, "reason": reason})
+        return {"skipped": reason}
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -171,15 +195,14 @@ def run(params: ScaleParams, work_dir: Path) -> dict[str, Any]:
     budget = BuildBudget(params.build_budget_s)
     results: list[dict[str, Any]] = []
     feast: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
     with embedded_redis(work_dir / "redis") as url:
         client = redis.Redis.from_url(url, decode_responses=False)
         try:
             servers = server_versions(client)
             for size in params.sizes:
                 for dim in params.dims:
-                    results.append(_measure_retrieval(params, client, size, dim, budget, skipped))
-                feast.append(_measure_feast(params, client, url, size, work_dir, budget, skipped))
+                    results.append(_measure_retrieval(params, client, size, dim, budget))
+                feast.append(_measure_feast(params, client, url, size, work_dir, budget))
         finally:
             client.close()
 
@@ -203,7 +226,7 @@ def run(params: ScaleParams, work_dir: Path) -> dict[str, Any]:
         "coverage": _coverage(results, feast),
         "results": results,
         "feast": feast,
-        "skipped": skipped,
+        "skipped": budget.skipped,
     }
 
 
@@ -213,7 +236,6 @@ def _measure_retrieval(
     size: int,
     dim: int,
     budget: BuildBudget,
-    skipped: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """BruteForce, ScaNN and Redis HNSW on one (size, dim) catalog."""
     from benchmarks.common import load_average
@@ -221,37 +243,33 @@ def _measure_retrieval(
     from benchmarks.scalebench.data import exact_top_k, make_catalog
     from benchmarks.scalebench.redis_vss import measure_redis
     from benchmarks.scalebench.scann_index import measure_scann
+    from benchmarks.scalebench.series import QuerySeries
     from models.content.index import IndexConfig
 
     logger.info("catalog of %d movies, %d-d", size, dim)
     load_at_start = load_average()
     catalog = make_catalog(size, dim, params.queries, params.seed)
     exact = exact_top_k(catalog.items, catalog.queries, params.k)
-    common = {
-        "k": params.k,
-        "batch_size": params.batch_size,
-        "batches": params.batches,
-        "warmup": params.warmup,
-    }
+    series = QuerySeries(params.k, params.batch_size, params.batches, params.warmup)
     methods: dict[str, Any] = {}
     logger.info("  bruteforce")
-    methods["bruteforce"] = measure_bruteforce(catalog, exact, **common)
+    methods["bruteforce"] = measure_bruteforce(catalog, exact, series)
     gc.collect()
-    reason = "--no-scann" if not params.scann else _over_budget(budget, "scann", dim, size)
+    reason = "--no-scann" if not params.scann else budget.over("scann", dim, size)
     if reason:
-        methods["scann"] = _skip(skipped, "scann", size, dim, reason)
+        methods["scann"] = budget.skip("scann", size, dim, reason)
     else:
         logger.info("  scann")
-        methods["scann"] = measure_scann(catalog, exact, python=Path(params.scann_python), **common)
+        methods["scann"] = measure_scann(catalog, exact, series, python=Path(params.scann_python))
         budget.record("scann", dim, size, methods["scann"]["build_s"])
-    reason = _over_budget(budget, "redis_hnsw", dim, size)
+    reason = budget.over("redis_hnsw", dim, size)
     if reason:
-        methods["redis_hnsw"] = _skip(skipped, "redis_hnsw", size, dim, reason)
+        methods["redis_hnsw"] = budget.skip("redis_hnsw", size, dim, reason)
     else:
         logger.info("  redis_hnsw")
         client.flushall()
         config = IndexConfig(alias=f"scale{size}d{dim}", key_prefix=f"scale{size}d{dim}", dim=dim)
-        methods["redis_hnsw"] = measure_redis(client, catalog, exact, config=config, **common)
+        methods["redis_hnsw"] = measure_redis(client, catalog, exact, series, config)
         budget.record("redis_hnsw", dim, size, methods["redis_hnsw"]["build_s"])
         client.flushall()
     return {
@@ -270,19 +288,17 @@ def _measure_feast(
     size: int,
     work_dir: Path,
     budget: BuildBudget,
-    skipped: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Feast materialization and candidate reads for one catalog size."""
     from benchmarks.common import load_average
     from benchmarks.scalebench.feast_reads import measure_feast
 
-    reason = _over_budget(budget, "feast", 0, size)
-    if reason:
-        return {"size": size} | _skip(skipped, "feast", size, None, reason)
     too_many = [c for c in params.feast_candidates if c > size]
-    if too_many:
-        reason = f"candidate counts {too_many} exceed the catalog"
-        return {"size": size} | _skip(skipped, "feast", size, None, reason)
+    reason = budget.over("feast", 0, size) or (
+        f"candidate counts {too_many} exceed the catalog" if too_many else None
+    )
+    if reason:
+        return {"size": size} | budget.skip("feast", size, None, reason)
     logger.info("feast, %d movies", size)
     load_at_start = load_average()
     client.flushall()
@@ -302,24 +318,6 @@ def _measure_feast(
         "size": size,
         "load_average": {"before": load_at_start, "after": load_average()},
     } | result
-
-
-def _over_budget(budget: BuildBudget, method: str, dim: int, size: int) -> str | None:
-    estimate = budget.estimate(method, dim, size)
-    if estimate is None or estimate <= budget.budget_s:
-        return None
-    return (
-        f"estimated build {estimate:.0f}s (the previous size's measured time per movie x "
-        f"{size} movies) exceeds --build-budget-s {budget.budget_s:.0f}"
-    )
-
-
-def _skip(
-    skipped: list[dict[str, Any]], method: str, size: int, dim: int | None, reason: str
-) -> dict[str, Any]:
-    logger.info("  %s skipped at %d movies: %s", method, size, reason)
-    skipped.append({"method": method, "size": size, "dim": dim, "reason": reason})
-    return {"skipped": reason}
 
 
 def _coverage(results: list[dict[str, Any]], feast: list[dict[str, Any]]) -> dict[str, Any]:

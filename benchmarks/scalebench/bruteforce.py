@@ -14,36 +14,25 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import percentiles, rss_bytes, time_each
-from benchmarks.scalebench.data import Catalog, query_batches, recall_at
+from benchmarks.common import rss_bytes, time_each
+from benchmarks.scalebench.data import Catalog, query_batches
+from benchmarks.scalebench.series import QuerySeries, summarize
 from models.retrieval._tf import tf, tfrs
 
 
-def measure_bruteforce(
-    catalog: Catalog,
-    exact: np.ndarray,
-    *,
-    k: int,
-    batch_size: int,
-    batches: int,
-    warmup: int,
-) -> dict[str, Any]:
+def measure_bruteforce(catalog: Catalog, exact: np.ndarray, series: QuerySeries) -> dict[str, Any]:
     """Builds a BruteForce index of the catalog and times single and batched queries.
 
     Args:
         catalog: Items (n, dim) and queries (q, dim).
         exact: int64 (q, >= min(k, n)) exact top-k ids from numpy, for the recall check.
-        k: Neighbours per query.
-        batch_size: Queries per batched call.
-        batches: Timed batched calls (query rows reused cyclically).
-        warmup: Untimed calls before each timed series.
+        series: k, batch size, number of batches, warm-up calls.
 
     Returns:
-        build_s, single_ms and batch_ms (percentile dicts), recall_at_k and recall_at_10
-        against numpy (exact search: 1.0 unless float rounding swaps near-ties),
-        bytes_per_item (index tensors: float32 candidates + int64 ids) and memory details.
+        `summarize`'s keys; recall against numpy is 1.0 unless float rounding swaps
+        near-ties; bytes_per_item counts the index tensors (float32 candidates, int64 ids).
     """
-    k = min(k, len(catalog.items))
+    k = min(series.k, len(catalog.items))
     rss_before = rss_bytes()
     started = time.perf_counter()
     layer = tfrs.layers.factorized_top_k.BruteForce(k=k)
@@ -60,22 +49,22 @@ def measure_bruteforce(
 
     singles = [tf.constant(q[None, :]) for q in catalog.queries]
     found = [search(q)[1].numpy()[0] for q in singles]
-    single_ms = time_each(search, singles, warmup)
-    batch_inputs = [tf.constant(b) for b in query_batches(catalog.queries, batch_size, batches)]
-    batch_ms = time_each(search, batch_inputs, warmup)
+    single_ms = time_each(search, singles, series.warmup)
+    groups = query_batches(catalog.queries, series.batch_size, series.batches)
+    batch_ms = time_each(search, [tf.constant(b) for b in groups], series.warmup)
 
     n = len(catalog.items)
     tensor_bytes = catalog.items.nbytes + catalog.ids.nbytes
-    result = {
-        "build_s": build_s,
-        "single_ms": percentiles(single_ms),
-        "batch_ms": percentiles(batch_ms),
-        "recall_at_k": recall_at(found, exact, k),
-        "recall_at_10": recall_at(found, exact, min(10, k)),
-        "bytes_per_item": tensor_bytes / n,
-        "memory": {
+    return summarize(
+        build_s=build_s,
+        single_ms=single_ms,
+        batch_ms=batch_ms,
+        found=found,
+        exact=exact,
+        k=k,
+        bytes_per_item=tensor_bytes / n,
+        memory={
             "tensor_bytes_per_item": tensor_bytes / n,
             "rss_delta_bytes_per_item": (rss_after - rss_before) / n,
         },
-    }
-    return result
+    )

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import redis
 
-from benchmarks.common import percentiles, time_each
-from benchmarks.scalebench.data import Catalog, query_batches, recall_at
+from benchmarks.common import time_each
+from benchmarks.scalebench.data import Catalog, query_batches
+from benchmarks.scalebench.series import QuerySeries, summarize
 from models.content.client import VectorSearchClient
 from models.content.index import IndexConfig, build_index, drop_index, index_info
 from models.content.query import knn_plan
@@ -40,12 +41,9 @@ def measure_redis(
     client: redis.Redis,
     catalog: Catalog,
     exact: np.ndarray,
-    *,
-    k: int,
-    batch_size: int,
-    batches: int,
-    warmup: int,
+    series: QuerySeries,
     config: IndexConfig,
+    *,
     timeout_s: float = 3600.0,
 ) -> dict[str, Any]:
     """Builds the HNSW index of the catalog, times KNN queries, drops the index again.
@@ -55,19 +53,17 @@ def measure_redis(
             nothing else of this benchmark (used_memory deltas are attributed to the index).
         catalog: Items (n, dim) and queries (q, dim).
         exact: int64 (q, >= min(k, n)) exact top-k ids, for recall.
-        k: Neighbours per query (KNN K; RediSearch raises EF_RUNTIME to at least K).
-        batch_size: KNN queries per pipelined batch.
-        batches: Timed batches.
-        warmup: Untimed calls before each timed series.
+        series: k (KNN K; RediSearch raises EF_RUNTIME to at least K), batch size (KNN
+            queries per pipelined round trip), number of batches, warm-up calls.
         config: Index names and HNSW parameters; `dim` must match the catalog.
         timeout_s: Seconds indexing may take.
 
     Returns:
-        build_s (FT.CREATE to fully indexed, hash writes included), single_ms, batch_ms,
-        recall_at_k, recall_at_10, bytes_per_item (INFO used_memory delta: hashes + index),
-        memory details (FT.INFO vector index size) and the HNSW parameters.
+        `summarize`'s keys (build_s: FT.CREATE to fully indexed, hash writes included;
+        bytes_per_item: INFO used_memory growth, hashes + index; memory also has FT.INFO's
+        vector index size) and the HNSW parameters.
     """
-    k = min(k, len(catalog.items))
+    k = min(series.k, len(catalog.items))
     n = len(catalog.items)
     frame = pd.DataFrame({"movie_id": catalog.ids, "embedding": list(catalog.items)})
     memory_before = used_memory(client)
@@ -80,33 +76,36 @@ def measure_redis(
     try:
         search = VectorSearchClient(client, alias=config.alias)
         found = [[hit.movie_id for hit in search.knn(q, k)] for q in catalog.queries]
-        single_ms = time_each(lambda q: search.knn(q, k), list(catalog.queries), warmup)
-        groups = query_batches(catalog.queries, batch_size, batches)
+        single_ms = time_each(lambda q: search.knn(q, k), list(catalog.queries), series.warmup)
+        groups = query_batches(catalog.queries, series.batch_size, series.batches)
         batch_ms = time_each(
             lambda group: search.run_many([knn_plan(config.alias, q, k) for q in group]),
             groups,
-            warmup,
+            series.warmup,
         )
     finally:
         client.execute_command("FT.ALIASDEL", config.alias)
         drop_index(client, build.index_name, delete_documents=True)
-    return {
-        "build_s": build_s,
-        "single_ms": percentiles(single_ms),
-        "batch_ms": percentiles(batch_ms),
-        "recall_at_k": recall_at(found, exact, k),
-        "recall_at_10": recall_at(found, exact, min(10, k)),
-        "bytes_per_item": (memory_after - memory_before) / n,
-        "memory": {
-            "used_memory_delta_bytes_per_item": (memory_after - memory_before) / n,
+    used = (memory_after - memory_before) / n
+    return summarize(
+        build_s=build_s,
+        single_ms=single_ms,
+        batch_ms=batch_ms,
+        found=found,
+        exact=exact,
+        k=k,
+        bytes_per_item=used,
+        memory={
+            "used_memory_delta_bytes_per_item": used,
             "vector_index_bytes_per_item": float(info["vector_index_sz_mb"]) * _MB / n,
         },
+    ) | {
         "params": {
             "m": config.m,
             "ef_construction": config.ef_construction,
             "ef_runtime": max(config.ef_runtime, k),
             "distance": "COSINE",
-        },
+        }
     }
 
 

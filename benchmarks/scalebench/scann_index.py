@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import percentiles
-from benchmarks.scalebench.data import Catalog, query_batches, recall_at
+from benchmarks.scalebench.data import Catalog, query_batches
+from benchmarks.scalebench.series import QuerySeries, summarize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCANN_PYTHON = REPO_ROOT / ".venv-scann" / "bin" / "python"
@@ -78,11 +78,8 @@ def check_scann_python(python: Path) -> str:
 def measure_scann(
     catalog: Catalog,
     exact: np.ndarray,
+    series: QuerySeries,
     *,
-    k: int,
-    batch_size: int,
-    batches: int,
-    warmup: int,
     python: Path = DEFAULT_SCANN_PYTHON,
     timeout_s: float = 3600.0,
 ) -> dict[str, Any]:
@@ -91,27 +88,28 @@ def measure_scann(
     Args:
         catalog: Items (n, dim) and queries (q, dim).
         exact: int64 (q, >= min(k, n)) exact top-k ids, for recall.
-        k: Neighbours per query.
-        batch_size: Queries per batched call (`search_batched`, one thread).
-        batches: Timed batched calls.
-        warmup: Untimed calls before each timed series.
+        series: k, batch size (batches run through `search_batched`, one thread), number of
+            batches, warm-up calls.
         python: Interpreter of the ScaNN venv.
         timeout_s: Seconds the worker may take.
 
     Returns:
-        build_s, single_ms, batch_ms, recall_at_k, recall_at_10, bytes_per_item (serialized
-        index), memory details and the build params.
+        `summarize`'s keys (bytes_per_item: the serialized index), the build params and the
+        scann version.
 
     Raises:
         ScannUnavailableError: The worker failed or timed out.
     """
-    k = min(k, len(catalog.items))
-    params = scann_params(len(catalog.items), k) | {"warmup": warmup}
+    k = min(series.k, len(catalog.items))
+    params = scann_params(len(catalog.items), k) | {"warmup": series.warmup}
     with tempfile.TemporaryDirectory(prefix="scale-scann-") as tmp:
         work = Path(tmp)
         np.save(work / "items.npy", catalog.items)
         np.save(work / "queries.npy", catalog.queries)
-        np.save(work / "batches.npy", np.stack(query_batches(catalog.queries, batch_size, batches)))
+        np.save(
+            work / "batches.npy",
+            np.stack(query_batches(catalog.queries, series.batch_size, series.batches)),
+        )
         (work / "params.json").write_text(json.dumps(params))
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         try:
@@ -133,17 +131,16 @@ def measure_scann(
         found = np.load(work / "found.npy")
     n = len(catalog.items)
     params.pop("warmup")
-    return {
-        "build_s": raw["build_s"],
-        "single_ms": percentiles(raw["single_ms"]),
-        "batch_ms": percentiles(raw["batch_ms"]),
-        "recall_at_k": recall_at(found, exact, k),
-        "recall_at_10": recall_at(found, exact, min(10, k)),
-        "bytes_per_item": raw["serialized_bytes"] / n,
-        "memory": {
+    return summarize(
+        build_s=raw["build_s"],
+        single_ms=raw["single_ms"],
+        batch_ms=raw["batch_ms"],
+        found=found,
+        exact=exact,
+        k=k,
+        bytes_per_item=raw["serialized_bytes"] / n,
+        memory={
             "serialized_bytes_per_item": raw["serialized_bytes"] / n,
             "rss_delta_bytes_per_item": raw["rss_delta_bytes"] / n,
         },
-        "params": params,
-        "scann_version": raw["scann_version"],
-    }
+    ) | {"params": params, "scann_version": raw["scann_version"]}
