@@ -60,6 +60,7 @@ def measure_redis(
 
     Returns:
         `summarize`'s keys (build_s: FT.CREATE to fully indexed, hash writes included;
+        build_cpu_s: this process's CPU plus the Redis server's;
         bytes_per_item: INFO used_memory growth, hashes + index; memory also has FT.INFO's
         vector index size) and the HNSW parameters.
     """
@@ -67,9 +68,10 @@ def measure_redis(
     n = len(catalog.items)
     frame = pd.DataFrame({"movie_id": catalog.ids, "embedding": list(catalog.items)})
     memory_before = used_memory(client)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time() + server_cpu_s(client)
     build = build_index(client, frame, config=config, version="v1", timeout=timeout_s)
     build_s = time.perf_counter() - started
+    build_cpu_s = time.process_time() + server_cpu_s(client) - started_cpu
     del frame
     memory_after = used_memory(client)
     info = index_info(client, build.index_name)
@@ -89,6 +91,7 @@ def measure_redis(
     used = (memory_after - memory_before) / n
     return summarize(
         build_s=build_s,
+        build_cpu_s=build_cpu_s,
         single_ms=single_ms,
         batch_ms=batch_ms,
         found=found,
@@ -112,6 +115,12 @@ def measure_redis(
 def used_memory(client: redis.Redis) -> int:
     """INFO memory's used_memory (bytes allocated by Redis)."""
     return int(_info(client, "memory")["used_memory"])
+
+
+def server_cpu_s(client: redis.Redis) -> float:
+    """CPU seconds (user + system, all threads) the Redis server has used since it started."""
+    info = _info(client, "cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def _info(client: redis.Redis, section: str) -> dict[str, Any]:

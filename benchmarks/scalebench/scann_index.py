@@ -133,6 +133,7 @@ def measure_scann(
     params.pop("warmup")
     return summarize(
         build_s=raw["build_s"],
+        build_cpu_s=raw["build_cpu_s"],
         single_ms=raw["single_ms"],
         batch_ms=raw["batch_ms"],
         found=found,

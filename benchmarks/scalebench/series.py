@@ -32,6 +32,7 @@ class QuerySeries:
 def summarize(
     *,
     build_s: float,
+    build_cpu_s: float,
     single_ms: Sequence[float],
     batch_ms: Sequence[float],
     found: np.ndarray | list[list[int]],
@@ -43,7 +44,9 @@ def summarize(
     """The result keys every retrieval method reports.
 
     Args:
-        build_s: Index build time in seconds.
+        build_s: Index build time in seconds (wall clock).
+        build_cpu_s: CPU seconds the build took, across the processes doing it (other work
+            on the machine barely changes it, unlike `build_s`).
         single_ms: Latency of each single query (ms).
         batch_ms: Latency of each batched call (ms).
         found: Per query, the ids the method returned, best first.
@@ -53,11 +56,12 @@ def summarize(
         memory: Memory details per item (bytes).
 
     Returns:
-        build_s, single_ms and batch_ms (percentile dicts), recall_at_k, recall_at_10,
+        build_s, build_cpu_s, single_ms and batch_ms (percentile dicts), recall_at_k, recall_at_10,
         bytes_per_item, memory.
     """
     return {
         "build_s": build_s,
+        "build_cpu_s": build_cpu_s,
         "single_ms": percentiles(single_ms),
         "batch_ms": percentiles(batch_ms),
         "recall_at_k": recall_at(found, exact, k),

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LATENCY_KEYS = {"n", "mean_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms"}
 METHOD_KEYS = {
     "build_s",
+    "build_cpu_s",
     "single_ms",
     "batch_ms",
     "recall_at_k",
@@ -59,7 +60,7 @@ def test_budget_skips_only_what_extrapolates_over_it() -> None:
     assert budget.estimate("redis_hnsw", 64, 100_000) == pytest.approx(20.0)
     assert budget.over("redis_hnsw", 64, 100_000) is None
     reason = budget.over("redis_hnsw", 64, 1_000_000)
-    assert reason is not None and "200s" in reason and "--build-budget-s 100" in reason
+    assert reason is not None and "200 CPU-s" in reason and "--build-budget-s 100" in reason
     assert budget.over("redis_hnsw", 384, 1_000_000) is None  # other dim: no rate
     assert budget.skip("feast", 10**6, None, reason) == {"skipped": reason}
     assert budget.skipped == [{"method": "feast", "size": 10**6, "dim": None, "reason": reason}]
@@ -116,7 +117,8 @@ def test_smoke_run_writes_every_key(tmp_path: Path) -> None:
             _check_latency(result["single_ms"], 8)
             _check_latency(result["batch_ms"], 3)
             assert 0.0 <= result["recall_at_10"] <= 1.0 and 0.0 <= result["recall_at_k"] <= 1.0
-            assert result["build_s"] > 0 and result["bytes_per_item"] > 0
+            assert result["build_s"] > 0 and result["build_cpu_s"] > 0
+            assert result["bytes_per_item"] > 0
             assert set(result["memory"]) == MEMORY_KEYS[name]
         # Exact search is exact, and 16-d floats tie too rarely to swap the top 10.
         assert entry["methods"]["bruteforce"]["recall_at_k"] == 1.0
@@ -129,7 +131,8 @@ def test_smoke_run_writes_every_key(tmp_path: Path) -> None:
             _check_latency(read["sync_ms"], 3)
             _check_latency(read["async_ms"], 3)
         write = entry["write"]
-        assert write["materialize_s"] > 0 and write["used_memory_delta_bytes_per_item"] > 0
+        assert write["materialize_s"] > 0 and write["materialize_cpu_s"] > 0
+        assert write["used_memory_delta_bytes_per_item"] > 0
 
 
 @pytest.mark.integration
