@@ -55,7 +55,7 @@ def render_markdown(payload: Mapping[str, Any]) -> str:
     lines = [
         f"Measured on {machine['cpu_count']} CPUs ({machine['cpu_model']}), load average "
         f"{load['before'][0]} before and {load['after'][0]} after (other work was running); "
-        f"{params['queries']} queries per series, k = {k}, one thread per method. "
+        f"{params['queries']} queries per series, k = {k}, queries on one thread. "
         "Latency in ms; recall against exact top-k; B/movie: bytes per movie of the index "
         "(BruteForce: its tensors; ScaNN: serialized index; Redis: `used_memory` growth); "
         "build: wall-clock and CPU seconds (Redis server's included).",
