@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("feast").setLevel(logging.WARNING)  # per-call registry refresh notes
     params, args = parse_args(argv)
-    from benchmarks.common import write_json
+    from benchmarks.common import update_readme_block, write_json
     from benchmarks.scalebench import report
 
     json_path, png_path = args.out_dir / JSON_NAME, args.out_dir / PNG_NAME
@@ -356,12 +356,14 @@ def main(argv: list[str] | None = None) -> int:
             write_json(json_path, payload)
         report.plot(payload, png_path)
         if args.readme is not None:
-            report.update_readme(args.readme, payload)
+            update_readme_block(
+                args.readme, report.README_BEGIN, report.README_END, report.render_markdown(payload)
+            )
     except (OSError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(report.render_markdown(payload))
-    print(f"wrote {json_path} and {png_path}")
+    print(f"wrote {png_path}" if args.render_only else f"wrote {json_path} and {png_path}")
     return 0
 
 

@@ -1,15 +1,17 @@
 """Renders scale.json: the README tables (markdown) and the plot (PNG).
 
 The README's tables sit between `README_BEGIN` and `README_END` markers and are only ever
-written by `update_readme` from the JSON, so they cannot drift from the measurements.
+written from the JSON (`benchmarks.common.update_readme_block`), so they cannot drift from
+the measurements.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import machine_summary
 
 METHODS = ("bruteforce", "scann", "redis_hnsw")
 LABELS = {
@@ -49,11 +51,10 @@ def _retrieval_row(size: int, dim: int, method: str, result: Mapping[str, Any]) 
 def render_markdown(payload: Mapping[str, Any]) -> str:
     """Markdown tables of a scale.json payload: retrieval per size/dim/method, Feast reads."""
     params = payload["parameters"]
-    machine = payload["machine"]
     k, batch = params["k"], params["batch_size"]
     load = payload["load_average"]
     lines = [
-        f"Measured on {machine['cpu_count']} CPUs ({machine['cpu_model']}), load average "
+        f"Run {payload['created']} on {machine_summary(payload['machine'])}; load average "
         f"{load['before'][0]} before and {load['after'][0]} after (other work was running); "
         f"{params['queries']} queries per series, k = {k}, queries on one thread. "
         "Latency in ms; recall against exact top-k; B/movie: bytes per movie of the index "
@@ -101,34 +102,6 @@ def render_markdown(payload: Mapping[str, Any]) -> str:
             what = item["method"] + (f" at dim {item['dim']}" if item.get("dim") else "")
             lines.append(f"- {what}, {_size(item['size'])} movies: {item['reason']}")
     return "\n".join(lines) + "\n"
-
-
-def update_readme(readme: Path, payload: Mapping[str, Any]) -> bool:
-    """Replaces the text between the scale-table markers of `readme` with fresh tables.
-
-    Returns:
-        Whether the file changed.
-
-    Raises:
-        ValueError: The markers are missing or out of order.
-    """
-    text = readme.read_text()
-    pattern = re.compile(re.escape(README_BEGIN) + r"\n.*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no {README_BEGIN!r} ... {README_END!r} block")
-    block = f"{README_BEGIN}\n{render_markdown(payload)}{README_END}"
-    new = pattern.sub(lambda _: block, text, count=1)
-    if new == text:
-        return False
-    readme.write_text(new)
-    return True
-
-
-def readme_block(readme: Path) -> str:
-    """The current text between the markers (without them)."""
-    text = readme.read_text()
-    start = text.index(README_BEGIN) + len(README_BEGIN) + 1
-    return text[start : text.index(README_END, start)]
 
 
 def plot(payload: Mapping[str, Any], path: Path) -> Path:

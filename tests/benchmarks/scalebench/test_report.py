@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.scalebench.report import (
-    README_BEGIN,
-    README_END,
-    plot,
-    readme_block,
-    render_markdown,
-    update_readme,
-)
+from benchmarks.common import readme_block
+from benchmarks.scalebench.report import README_BEGIN, README_END, plot, render_markdown
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
@@ -26,7 +20,8 @@ def payload() -> dict:
 
 
 def test_readme_tables_match_the_committed_json(payload: dict) -> None:
-    assert readme_block(ROOT / "README.md") == render_markdown(payload), (
+    block = readme_block(ROOT / "README.md", README_BEGIN, README_END)
+    assert block == render_markdown(payload).strip("\n"), (
         "README scale tables are stale: run `python -m benchmarks.scale --render-only "
         "--readme README.md`"
     )
@@ -41,19 +36,6 @@ def test_every_measured_row_is_in_the_table(payload: dict) -> None:
         for name, result in entry["methods"].items():
             if "skipped" not in result:
                 assert f"{result['recall_at_k']:.3f}" in table, (entry["size"], name)
-
-
-def test_update_readme_replaces_only_the_block(tmp_path: Path, payload: dict) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{README_BEGIN}\nold\n{README_END}\n\n## after\n")
-    assert update_readme(readme, payload)
-    text = readme.read_text()
-    assert text.startswith("# x\n\n") and text.endswith(f"{README_END}\n\n## after\n")
-    assert readme_block(readme) == render_markdown(payload)
-    assert not update_readme(readme, payload)  # idempotent
-    readme.write_text("# no markers\n")
-    with pytest.raises(ValueError, match="no"):
-        update_readme(readme, payload)
 
 
 def test_plot_writes_a_png(tmp_path: Path, payload: dict) -> None:
