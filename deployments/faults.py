@@ -6,7 +6,9 @@ rate, the methods they apply to). It cannot be switched on by accident:
 * it is off by default, and `serve_config.yaml` carries none;
 * a non-empty `faults` is refused unless the replica's environment also sets
   `MOVIEREC_ALLOW_FAULT_INJECTION=true`, and always refused when
-  `MOVIEREC_ENVIRONMENT=production` (`FaultInjectionRefusedError`: the config update fails);
+  `MOVIEREC_ENVIRONMENT=production`. A refusal is logged as an ERROR and shown in `health()`;
+  it does not fail the config update: raising in `reconfigure` makes Serve stop the replica,
+  which would take the stage down instead of protecting it;
 * while it is on, every replica logs a WARNING at each (re)configuration and its `health()`
   reports it.
 """
@@ -50,16 +52,13 @@ class InjectedFaultError(RuntimeError):
     """The error an injected fault raises."""
 
 
-class FaultInjectionRefusedError(ValueError):
-    """Faults were configured where they are not allowed."""
-
-
 class FaultInjector:
     """Applies one stage's `FaultSettings` (none until configured)."""
 
     def __init__(self, stage: str, rng: random.Random | None = None) -> None:
         self._stage = stage
         self._settings = FaultSettings()
+        self._refused: str | None = None
         self._rng = rng or random.Random()  # noqa: S311 - chaos, not cryptography
 
     @property
@@ -67,32 +66,36 @@ class FaultInjector:
         """The faults in force."""
         return self._settings
 
-    def configure(self, settings: FaultSettings, app_settings: Settings | None = None) -> None:
-        """Applies new fault settings, if this environment allows them.
+    @property
+    def refused(self) -> str | None:
+        """Why the last requested faults were refused (None if they were not)."""
+        return self._refused
 
-        Raises:
-            FaultInjectionRefusedError: Faults requested in production, or without
-                `MOVIEREC_ALLOW_FAULT_INJECTION`; the previous settings stay in force.
-        """
+    def configure(self, settings: FaultSettings, app_settings: Settings | None = None) -> None:
+        """Applies new fault settings, if this environment allows them; a refusal is logged
+        as an ERROR, leaves no fault in force and is reported by `describe()`."""
+        self._refused = None
         if settings.active:
             env = app_settings or get_settings()
             if env.environment == "production":
-                raise FaultInjectionRefusedError(
-                    f"{self._stage}: fault injection is refused in production"
+                self._refused = "fault injection is refused in production"
+            elif not env.allow_fault_injection:
+                self._refused = (
+                    "user_config.faults needs MOVIEREC_ALLOW_FAULT_INJECTION=true in the "
+                    "replicas' environment"
                 )
-            if not env.allow_fault_injection:
-                raise FaultInjectionRefusedError(
-                    f"{self._stage}: user_config.faults needs MOVIEREC_ALLOW_FAULT_INJECTION=true "
-                    "in the replicas' environment"
+            if self._refused is not None:
+                logger.error("%s: %s; no fault injected", self._stage, self._refused)
+                settings = FaultSettings()
+            else:
+                logger.warning(
+                    "FAULT INJECTION ON in %s: delay %.3f s, error rate %.2f, methods %s",
+                    self._stage,
+                    settings.delay_s,
+                    settings.error_rate,
+                    sorted(settings.methods) or "all",
                 )
-            logger.warning(
-                "FAULT INJECTION ON in %s: delay %.3f s, error rate %.2f, methods %s",
-                self._stage,
-                settings.delay_s,
-                settings.error_rate,
-                sorted(settings.methods) or "all",
-            )
-        elif self._settings.active:
+        if not settings.active and self._settings.active:
             logger.warning("fault injection off in %s", self._stage)
         self._settings = settings
 
@@ -111,15 +114,16 @@ class FaultInjector:
             raise InjectedFaultError(f"injected fault in {self._stage}.{method}")
 
     def describe(self) -> dict[str, object] | None:
-        """The faults in force for `health()` (None when off)."""
+        """The faults in force (or the refusal) for `health()`; None when off."""
         s = self._settings
+        if self._refused is not None:
+            return {"refused": self._refused}
         if not s.active:
             return None
         return {"delay_s": s.delay_s, "error_rate": s.error_rate, "methods": sorted(s.methods)}
 
 
 __all__ = [
-    "FaultInjectionRefusedError",
     "FaultInjector",
     "FaultSettings",
     "InjectedFaultError",

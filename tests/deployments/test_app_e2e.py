@@ -274,3 +274,17 @@ def test_concurrent_requests_share_ranker_calls(served: Served) -> None:
     mean = requests / calls
     print(f"\nranker: {requests} requests in {calls} model calls, mean batch size {mean:.2f}")
     assert mean > 1.0
+
+
+def test_fault_injection_is_refused_without_the_switch(served: Served) -> None:
+    """The replicas' environment lacks MOVIEREC_ALLOW_FAULT_INJECTION: a config asking for
+    faults applies, but no fault is injected, and /healthz says why."""
+    deploy(with_user_config(served.config, "Ranking", faults={"delay_s": 5.0}))
+    health = _wait_for(served, lambda h: h["stages"]["ranking"]["detail"].get("faults"))
+    ranking = health["stages"]["ranking"]
+    assert ranking["status"] == "ok"
+    assert "MOVIEREC_ALLOW_FAULT_INJECTION" in ranking["detail"]["faults"]["refused"]
+    body = served.get("/recommendations/3", k=10).json()
+    assert not any(f["stage"] == "ranking" for f in body["fallbacks"]), body["fallbacks"]
+    deploy(served.config)
+    _wait_for(served, lambda h: h["stages"]["ranking"]["detail"].get("faults") is None)

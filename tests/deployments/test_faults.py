@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from deployments.config import RankingSettings
 from deployments.faults import (
-    FaultInjectionRefusedError,
     FaultInjector,
     FaultSettings,
     InjectedFaultError,
@@ -30,15 +29,25 @@ def test_off_by_default_everywhere() -> None:
     assert injector.describe() is None
 
 
-def test_refused_without_the_environment_switch_and_in_production() -> None:
+def test_refused_without_the_environment_switch_and_in_production(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     injector = FaultInjector("ranking")
     slow = FaultSettings(delay_s=0.2)
-    with pytest.raises(FaultInjectionRefusedError, match="MOVIEREC_ALLOW_FAULT_INJECTION"):
+    with caplog.at_level(logging.ERROR):
         injector.configure(slow, Settings(allow_fault_injection=False))
+    assert "MOVIEREC_ALLOW_FAULT_INJECTION" in caplog.text
+    assert not injector.settings.active  # nothing injected
+    assert "MOVIEREC_ALLOW_FAULT_INJECTION" in str(injector.describe())
     production = Settings(allow_fault_injection=True, environment="production")
-    with pytest.raises(FaultInjectionRefusedError, match="production"):
-        injector.configure(slow, production)
-    assert not injector.settings.active  # the previous (no) faults stay in force
+    injector.configure(slow, production)
+    assert not injector.settings.active
+    assert injector.describe() == {"refused": "fault injection is refused in production"}
+    started = time.perf_counter()
+    asyncio.run(injector.apply("rank"))
+    assert time.perf_counter() - started < 0.1
+    injector.configure(FaultSettings(), production)  # asking for none is always fine
+    assert injector.describe() is None and injector.refused is None
 
 
 def test_enabled_faults_delay_and_fail_only_their_methods(caplog: pytest.LogCaptureFixture) -> None:

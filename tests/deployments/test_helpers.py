@@ -19,6 +19,7 @@ from deployments.common import (
     describe,
     health_payload,
     lost_dependency,
+    probe_model,
     public_reason,
 )
 from deployments.features import MovieFeatureCache
@@ -156,6 +157,17 @@ def test_a_replica_is_replaced_only_when_it_alone_cannot_use_the_dependency() ->
     health.record(usable=False, dependency_ready=True, detail="stuck pool")
     with pytest.raises(RuntimeError, match=r"\(2 checks in a row\): stuck pool"):
         health.record(usable=False, dependency_ready=True, detail="stuck pool")
+
+
+def test_a_model_probe_fails_the_health_check_only_when_a_loaded_model_breaks() -> None:
+    asyncio.run(probe_model("ranker", None))  # not loaded: not the replica's fault
+    asyncio.run(probe_model("ranker", lambda: 1.0))
+
+    def broken() -> float:
+        raise ValueError("NaN in the embedding table")
+
+    with pytest.raises(RuntimeError, match="ranker broken: ValueError: NaN"):
+        asyncio.run(probe_model("ranker", broken))
 
 
 def test_movie_feature_cache_expires_and_evicts() -> None:
