@@ -39,6 +39,7 @@ from benchmarks import load_report
 from benchmarks.common import load_average, machine_info, utc_now, write_json
 from benchmarks.loadgen import LoadGenError, check_loopback
 from benchmarks.stack import (
+    APP_NAME,
     SERVE_CONFIG,
     ServeConfig,
     StackError,
@@ -78,6 +79,9 @@ class LoadOptions:
         app_args: Overrides of the app's args (artifacts, run dir, ...).
         quiet_load: Before starting, wait until the 1-minute load average is below this.
         quiet_wait_s: ... but at most this long.
+        prime_s: Before the levels, each system gets this long at the highest concurrency,
+            unrecorded, so the autoscaler settles (Serve's upscale delay is 30 s) and caches
+            fill; 0 skips it.
     """
 
     url: str | None = None
@@ -92,6 +96,7 @@ class LoadOptions:
     app_args: dict[str, Any] = field(default_factory=dict)
     quiet_load: float | None = None
     quiet_wait_s: float = 600.0
+    prime_s: float = 45.0
 
 
 def real_user_ids(config: ServeConfig) -> list[int]:
@@ -124,15 +129,49 @@ def wait_for_quiet(threshold: float, max_wait_s: float) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class ServerProcesses:
+    """Which processes' CPU counts as a system's (see `benchmarks.loadgen.CpuMeter`).
+
+    Attributes:
+        scope: What they are, in words (recorded in load.json).
+        pids: Fixed process ids.
+        root: Or: every descendant of this process ...
+        exclude: ... but these.
+    """
+
+    scope: str
+    pids: tuple[int, ...] = ()
+    root: int | None = None
+    exclude: tuple[int, ...] = ()
+
+    def arguments(self) -> list[str]:
+        """The `benchmarks.loadgen` options."""
+        out = ["--pids", ",".join(map(str, self.pids))]
+        if self.root is not None:
+            out += [
+                "--root-pid",
+                str(self.root),
+                "--exclude-pids",
+                ",".join(map(str, self.exclude)),
+            ]
+        return out
+
+
 def run_loadgen(
     url: str,
     concurrency: int,
     options: LoadOptions,
     users_file: Path,
-    pids: Sequence[int],
+    processes: ServerProcesses,
     workdir: Path,
+    *,
+    warmup_s: float | None = None,
+    duration_s: float | None = None,
 ) -> dict[str, Any]:
     """One closed-loop run in a `benchmarks.loadgen` subprocess; its raw JSON."""
+    warmup = options.warmup_s if warmup_s is None else warmup_s
+    duration = options.duration_s if duration_s is None else duration_s
     out = workdir / f"level-{concurrency}-{time.monotonic_ns()}.json"
     command = [
         sys.executable,
@@ -143,19 +182,18 @@ def run_loadgen(
         "--concurrency",
         str(concurrency),
         "--warmup",
-        str(options.warmup_s),
+        str(warmup),
         "--duration",
-        str(options.duration_s),
+        str(duration),
         "--k",
         str(options.k),
         "--users-file",
         str(users_file),
         "--out",
         str(out),
-        "--pids",
-        ",".join(str(p) for p in pids),
+        *processes.arguments(),
     ]
-    timeout = options.warmup_s + options.duration_s + 120.0
+    timeout = warmup + duration + 120.0
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -169,26 +207,46 @@ def run_loadgen(
     return raw
 
 
-def serve_pids(url: str, in_process: bool, exclude: set[int]) -> tuple[list[int], str]:
-    """Processes whose CPU counts as the Serve app's, and what they are.
+def serve_processes(url: str, in_process: bool, exclude: set[int]) -> ServerProcesses:
+    """Processes whose CPU counts as the Serve app's.
 
-    In process: every process Ray started under this one (replicas, proxy, controller, GCS,
-    raylet, agents), i.e. the whole cost of running Serve. Otherwise only the replicas'
-    pids that `/healthz` reports (the proxy and Ray's own processes are not known then).
+    In process: every process Ray runs under this one (replicas, including those the
+    autoscaler starts, HAProxy, the Serve controller, GCS, raylet, agents), i.e. the whole
+    cost of running Serve. Otherwise only the replicas' pids that `/healthz` reports.
     """
-    import psutil
-
     if in_process:
-        pids = [p.pid for p in psutil.Process().children(recursive=True) if p.pid not in exclude]
-        return pids, "every process of the in-process Ray instance"
+        return ServerProcesses(
+            "every process of the in-process Ray instance", root=os.getpid(), exclude=tuple(exclude)
+        )
     try:
         import httpx
 
         body = httpx.get(f"{url}/healthz", timeout=10.0).json()
-        pids = sorted({int(s["pid"]) for s in body["stages"].values() if s.get("pid")})
+        pids = tuple(sorted({int(s["pid"]) for s in body["stages"].values() if s.get("pid")}))
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        pids = []
-    return pids, "the stage replicas reported by /healthz (not the proxy, not Ray itself)"
+        pids = ()
+    return ServerProcesses(
+        "the stage replicas reported by /healthz (not the ingress, not Ray itself)", pids=pids
+    )
+
+
+def replica_counts() -> dict[str, int] | None:
+    """RUNNING replicas per deployment of the in-process app (None when not connected)."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    from ray import serve
+
+    app = serve.status().applications.get(APP_NAME)
+    if app is None:
+        return None
+    from ray.serve._private.common import ReplicaState
+
+    return {
+        name: int(info.replica_states.get(ReplicaState.RUNNING, 0))
+        for name, info in app.deployments.items()
+    }
 
 
 def _descendants(pid: int) -> set[int]:
@@ -234,25 +292,39 @@ def run(options: LoadOptions) -> dict[str, Any]:
             status = stage_status(url)
             if not status or any(s != "ok" for s in status.values()):
                 raise LoadBenchmarkError(f"{name} at {url} is not healthy: {status or 'no answer'}")
-        pids = {"serve": serve_pids(systems["serve"], in_process, mono_pids)}
+        # In process, the monolith and its children are descendants of this process too.
+        procs = {"serve": serve_processes(systems["serve"], in_process, mono_pids)}
         if "monolith" in systems:
-            pids["monolith"] = (
-                (sorted(mono_pids), "the monolith process")
+            procs["monolith"] = (
+                ServerProcesses("the monolith process", pids=tuple(sorted(mono_pids)))
                 if mono_pids
-                else ([], "unknown (--monolith-url)")
+                else ServerProcesses("unknown (--monolith-url)")
+            )
+        first = [name for name in load_report.SYSTEMS if name in systems]
+        top = max(options.concurrency)
+        for name in first if options.prime_s > 0 else []:
+            run_loadgen(
+                systems[name],
+                top,
+                options,
+                users_file,
+                procs[name],
+                workdir,
+                warmup_s=options.prime_s,
+                duration_s=1.0,
             )
         levels: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
         order: list[list[str]] = []
         tool: dict[str, Any] = {}
-        first = [name for name in load_report.SYSTEMS if name in systems]
         for i, concurrency in enumerate(options.concurrency):
             names = first if i % 2 == 0 else first[::-1]  # alternate who goes first
             order.append(names)
             for name in names:
                 raw = run_loadgen(
-                    systems[name], concurrency, options, users_file, pids[name][0], workdir
+                    systems[name], concurrency, options, users_file, procs[name], workdir
                 )
                 levels[name].append(load_report.summarize_level(raw))
+                levels[name][-1]["replicas"] = replica_counts() if name == "serve" else None
                 tool = raw["tool"]
                 _progress(name, levels[name][-1])
         floor = None
@@ -276,7 +348,8 @@ def run(options: LoadOptions) -> dict[str, Any]:
             "k": options.k,
             "users": len(users),
             "order": order,
-            "server_cpu_scope": {name: scope for name, (_, scope) in pids.items()},
+            "server_cpu_scope": {name: p.scope for name, p in procs.items()},
+            "prime_s": options.prime_s,
             "serve_env": serve_env() if in_process else None,
             "serve_mode": _serve_mode(in_process),
             "serve_config": str(options.config_path),
@@ -368,6 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quiet-load", type=float, help="first wait until the 1-min load average is below this"
     )
     parser.add_argument("--quiet-wait", type=float, default=600.0)
+    parser.add_argument(
+        "--prime", type=float, default=45.0, help="unrecorded seconds at the top level first"
+    )
     add_readme_arguments(parser, "load tables")
     args = parser.parse_args(argv)
     if args.render_only:
@@ -375,8 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if any(c < 1 for c in args.concurrency) or args.duration <= 0 or args.warmup < 0:
             raise LoadBenchmarkError("need --concurrency >= 1, --duration > 0, --warmup >= 0")
-        if args.k < 1 or args.floor_requests < 0:
-            raise LoadBenchmarkError("need --k >= 1 and --floor-requests >= 0")
+        if args.k < 1 or args.floor_requests < 0 or args.prime < 0:
+            raise LoadBenchmarkError("need --k >= 1, --floor-requests >= 0 and --prime >= 0")
         overrides = app_overrides(args)
         options = LoadOptions(
             url=args.url,
@@ -391,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             app_args=overrides,
             quiet_load=args.quiet_load,
             quiet_wait_s=args.quiet_wait,
+            prime_s=args.prime,
         )
         report = run(options)
         json_path, png_path = write(report, options.out_dir)

@@ -219,8 +219,8 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
     )
     lines = [
         "| system | concurrency | RPS | p50 ms | p95 ms | p99 ms | errors | degraded |"
-        " server ms (p50) | server CPU ms/req |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " server ms (p50) | server CPU ms/req | replicas C/R/F/V/K |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in SYSTEMS:
         for lv in systems.get(name, {}).get("levels", []):
@@ -230,7 +230,8 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
             lines.append(
                 f"| {name} | {lv['concurrency']} | {lv['rps']:.0f} | {_fmt(lat.get('p50_ms'))} "
                 f"| {_fmt(lat.get('p95_ms'))} | {_fmt(lat.get('p99_ms'))} | {lv['errors']} "
-                f"| {lv['degraded']} | {_fmt(server.get('p50_ms'))} | {_fmt(cpu)} |"
+                f"| {lv['degraded']} | {_fmt(server.get('p50_ms'))} | {_fmt(cpu)} "
+                f"| {_replicas(lv.get('replicas'))} |"
             )
     out = [header, "\n".join(lines)]
     if report.get("ratios"):
@@ -254,6 +255,16 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
             rows.append(f"| {t['text']} | {_fmt(t['value'], 2)} | {met} |")
         out.append("\n".join(rows))
     return "\n\n".join(out)
+
+
+REPLICA_ORDER = ("Controller", "Retrieval", "Features", "VectorSearch", "Ranking")
+
+
+def _replicas(counts: Mapping[str, int] | None) -> str:
+    """Running replicas per deployment at the end of a level, e.g. "1/2/1/1/1"."""
+    if not counts:
+        return "-"
+    return "/".join(str(counts.get(name, 0)) for name in REPLICA_ORDER)
 
 
 def _stage_table(report: Mapping[str, Any]) -> str:

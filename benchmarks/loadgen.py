@@ -19,7 +19,8 @@ Runs in its own process: importing locust monkey-patches the standard library wi
 
 Output (JSON): {"concurrency", "k", "warmup_s", "window_s", "warmup_requests",
 "samples": [[latency_ms, status, degraded, server_timing], ...], "cpu_s" (this process),
-"server_cpu_s" (the `--pids` processes; null without), "server_pids", "machine_cpu_busy"
+"server_cpu_s" (the `--pids` processes, or the descendants of `--root-pid`; null without),
+"server_pids" (those measured), "machine_cpu_busy"
 (share of all cores busy), "load_average", "tool"}; status 0 means a transport error;
 degraded is 1 when the answer says `"degraded":true`. All CPU figures cover the recorded
 window only.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
 import resource
 import sys
@@ -76,24 +78,46 @@ def _cpu_seconds() -> float:
 
 
 class CpuMeter:
-    """CPU seconds of some processes, and the machine's busy share, between two readings."""
+    """CPU seconds of the server's processes, and the machine's busy share, over a window.
 
-    def __init__(self, pids: Sequence[int]) -> None:
+    The processes are either fixed pids, or every descendant of a root process (minus some),
+    enumerated at both ends of the window: a process that appears meanwhile (e.g. a replica
+    the autoscaler starts) counts with all the CPU it used, one that disappears with what it
+    used until the first reading.
+    """
+
+    def __init__(
+        self, pids: Sequence[int] = (), root: int | None = None, exclude: Sequence[int] = ()
+    ) -> None:
         import psutil
 
         self._psutil = psutil
-        self._procs = []
-        for pid in pids:
-            try:
-                self._procs.append(psutil.Process(pid))
-            except psutil.Error:
-                continue
+        self._pids = list(pids)
+        self._root = root
+        self._exclude = {*exclude, os.getpid()}
         self._start: dict[int, float] = {}
         self._machine: Any = None
+        self.seen: set[int] = set()
+
+    def _procs(self) -> list[Any]:
+        psutil = self._psutil
+        try:
+            if self._root is not None:
+                found = psutil.Process(self._root).children(recursive=True)
+                return [p for p in found if p.pid not in self._exclude]
+        except psutil.Error:
+            return []
+        procs = []
+        for pid in self._pids:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.Error:
+                continue
+        return procs
 
     def _proc_cpu(self) -> dict[int, float]:
         out = {}
-        for proc in self._procs:
+        for proc in self._procs():
             try:
                 times = proc.cpu_times()
             except self._psutil.Error:
@@ -107,15 +131,16 @@ class CpuMeter:
         self._machine = self._psutil.cpu_times()
 
     def stop(self) -> tuple[float | None, float]:
-        """(CPU seconds of the processes or None without pids, machine busy fraction)."""
+        """(CPU seconds of the processes or None without any, machine busy fraction)."""
         end = self._proc_cpu()
         machine = self._psutil.cpu_times()
         idle = (machine.idle + machine.iowait) - (self._machine.idle + self._machine.iowait)
         total = sum(machine) - sum(self._machine)
         busy = 1.0 - idle / total if total > 0 else 0.0
-        if not self._procs:
+        self.seen = set(self._start) | set(end)
+        if not self.seen:
             return None, busy
-        used = sum(end[pid] - self._start[pid] for pid in end if pid in self._start)
+        used = sum(cpu - self._start.get(pid, 0.0) for pid, cpu in end.items())
         return used, busy
 
 
@@ -127,10 +152,10 @@ def run_level(
     user_ids: Sequence[int],
     k: int,
     server_pids: Sequence[int] = (),
+    server_root: int | None = None,
+    exclude_pids: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Drives one level and returns the recorded samples (see the module doc)."""
-    import os
-
     import gevent
     import locust
     from locust import FastHttpUser, constant, task
@@ -165,8 +190,8 @@ def run_level(
     env = Environment(user_classes=[RecommendationUser], catch_exceptions=True)
     env.events.request.add_listener(on_request)
     runner = env.create_local_runner()
-    runner.start(concurrency, spawn_rate=max(concurrency * 100, 100))
-    meter = CpuMeter(server_pids)
+    runner.start(concurrency, spawn_rate=100)  # at most 0.32 s to start 32 users
+    meter = CpuMeter(server_pids, server_root, exclude_pids)
     gevent.sleep(warmup_s)
     meter.start()
     cpu_start, started = _cpu_seconds(), time.perf_counter()
@@ -186,7 +211,7 @@ def run_level(
         "samples": samples,
         "cpu_s": cpu,
         "server_cpu_s": server_cpu,
-        "server_pids": list(server_pids),
+        "server_pids": sorted(meter.seen),
         "machine_cpu_busy": busy,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "tool": {"name": "locust", "version": locust.__version__, "user_class": "FastHttpUser"},
@@ -206,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pids", default="", help="comma-separated server process ids whose CPU to measure"
     )
+    parser.add_argument(
+        "--root-pid", type=int, help="measure every descendant of this process instead"
+    )
+    parser.add_argument("--exclude-pids", default="", help="descendants not to count")
     args = parser.parse_args(argv)
     try:
         url = check_loopback(args.url)
@@ -213,8 +242,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise LoadGenError("need --concurrency >= 1, --duration > 0, --warmup >= 0, --k >= 1")
         user_ids = [int(u) for u in json.loads(args.users_file.read_text())]
         pids = [int(p) for p in args.pids.split(",") if p.strip()]
+        exclude = [int(p) for p in args.exclude_pids.split(",") if p.strip()]
         result = run_level(
-            url, args.concurrency, args.warmup, args.duration, user_ids, args.k, pids
+            url,
+            args.concurrency,
+            args.warmup,
+            args.duration,
+            user_ids,
+            args.k,
+            pids,
+            args.root_pid,
+            exclude,
         )
     except (LoadGenError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

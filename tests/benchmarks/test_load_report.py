@@ -107,6 +107,9 @@ def test_targets_not_measured_are_none() -> None:
 
 def test_markdown_and_plot(tmp_path: Path) -> None:
     serve = [_level(1, 12.0, 20.0, 80.0), _level(16, 60.0, 90.0, 200.0)]
+    for lv in serve:
+        lv["replicas"] = {"Controller": 1, "Retrieval": 2, "Features": 1, "VectorSearch": 1}
+        lv["replicas"]["Ranking"] = 1
     mono = [_level(1, 8.0, 10.0, 120.0), _level(16, 50.0, 70.0, 300.0)]
     report = {
         "systems": {"serve": {"levels": serve}, "monolith": {"levels": mono}},
@@ -116,6 +119,7 @@ def test_markdown_and_plot(tmp_path: Path) -> None:
     }
     text = markdown_tables(report)
     assert "| serve | 16 | 200 | 60.0 |" in text
+    assert text.count("| 1/2/1/1/1 |") == 2  # the Serve levels' replicas
     assert "| stage `features` | 1.00 | 1.00 |" in text
     assert "| 1 | 1.50 | 0.67 |" in text
     assert "**no**" in text  # the missed RPS ratio is shown, not hidden

@@ -69,6 +69,7 @@ def test_load_benchmark_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_p
         warmup_s=1.0,
         duration_s=3.0,
         floor_requests=20,
+        prime_s=1.0,
         out_dir=tmp_path,
         app_args=_app_args(run_dir, artifacts),
     )
@@ -87,6 +88,15 @@ def test_load_benchmark_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_p
             assert set(lv["latency_ms"]) == PERCENTILE_KEYS
             assert {"features", "retrieval", "ranking"} <= set(lv["stages"]), lv["stages"]
             assert lv["server_cpu"]["pids"] >= 1
+            if system == "serve":  # the in-process app's replicas, from serve.status()
+                assert set(lv["replicas"]) == {
+                    "Controller",
+                    "Retrieval",
+                    "Features",
+                    "VectorSearch",
+                    "Ranking",
+                }
+                assert all(n >= 1 for n in lv["replicas"].values())
     assert [r["concurrency"] for r in report["ratios"]] == [1, 2]
     floor = report["floor"]
     assert floor["requests"] == 20
