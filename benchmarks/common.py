@@ -258,3 +258,24 @@ def machine_summary(machine: Mapping[str, Any]) -> str:
         f"{machine.get('cpu_count')} CPUs ({machine.get('cpu_model')}){gib}, "
         f"Python {machine.get('python')}" + (f", Ray {ray}" if ray else "")
     )
+
+
+def git_commit(path: Path | str | None = None) -> str | None:
+    """The checked-out commit of the repository at `path` (default: this file's), with
+    "-dirty" when tracked files are modified; None outside a git checkout."""
+    import subprocess
+
+    where = str(path or Path(__file__).resolve().parent)
+    try:
+        head = subprocess.run(
+            ["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}-dirty" if dirty else head

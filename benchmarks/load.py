@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import load_report
-from benchmarks.common import load_average, machine_info, utc_now, write_json
+from benchmarks.common import git_commit, load_average, machine_info, utc_now, write_json
 from benchmarks.loadgen import LoadGenError, check_loopback
 from benchmarks.stack import (
     APP_NAME,
@@ -335,6 +335,7 @@ def run(options: LoadOptions) -> dict[str, Any]:
     return {
         "benchmark": "load",
         "created": utc_now(),
+        "commit": git_commit(),
         "machine": machine_info((*_PACKAGES,)),
         "load_average": {"start": load_start, "end": load_average(), "quiet_wait": quiet},
         "setup": {

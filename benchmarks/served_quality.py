@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
+    git_commit,
     load_average,
     machine_info,
     machine_summary,
@@ -289,6 +290,7 @@ def run(
     return {
         "benchmark": "served_quality",
         "created": utc_now(),
+        "commit": git_commit(),
         "machine": machine_info(),
         "load_average": {"start": load_start, "end": load_average()},
         "setup": {

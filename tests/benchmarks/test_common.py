@@ -135,3 +135,11 @@ def test_time_each_times_every_input_once_after_cycling_warmup() -> None:
     assert len(samples) == 3
     with pytest.raises(ValueError, match="no inputs"):
         time_each(seen.append, [])
+
+
+def test_git_commit_of_this_checkout_and_outside_one(tmp_path: Path) -> None:
+    from benchmarks.common import git_commit
+
+    commit = git_commit()
+    assert commit is not None and len(commit.removesuffix("-dirty")) == 40
+    assert git_commit(tmp_path) is None
