@@ -154,16 +154,29 @@ def wait_healthy(url: str, timeout: float = 300.0, check: Any = None) -> dict[st
 def deploy(config: ServeConfig, timeout: float = 600.0) -> None:
     """Submits the config like `serve run`/`serve deploy` do (to the Ray instance this
     process is connected to); waits until the app is RUNNING."""
+    deploy_raw(config.raw, timeout)
+
+
+def deploy_raw(raw: dict[str, Any], timeout: float = 600.0) -> None:
+    """`deploy` for a config held as a plain dict (`serve_config.yaml` as parsed).
+
+    Waits 1 s before polling, so a redeploy is not mistaken for done by the previous
+    config's RUNNING status.
+
+    Raises:
+        StackError: The app failed to deploy, or was not RUNNING within `timeout` seconds.
+    """
     from ray import serve
     from ray.serve._private import api as serve_api
     from ray.serve.schema import ServeDeploySchema
 
-    schema = ServeDeploySchema.model_validate(config.raw)
+    schema = ServeDeploySchema.model_validate(raw)
     client = serve_api.serve_start(
         http_options=schema.http_options.model_dump(), proxy_location=schema.proxy_location
     )
     client.deploy_apps(schema, _blocking=False)
     deadline = time.monotonic() + timeout
+    time.sleep(1.0)
     while True:
         status = serve.status().applications.get(APP_NAME)
         if status is not None and status.status == "RUNNING":

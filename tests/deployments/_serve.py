@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from benchmarks.stack import deploy_raw, free_port
 from movierec.redis_server import embedded_redis, save_snapshot
 from movierec.redis_server import start as start_redis
 from movierec.redis_server import stop as stop_redis
@@ -45,35 +45,9 @@ class Served:
         return self.http.get(path, params=params)
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def deploy(raw: dict[str, Any], timeout: float = 300.0) -> None:
     """Submits the config like `serve run`/`serve deploy` do; waits until RUNNING."""
-    from ray import serve
-    from ray.serve._private import api as serve_api
-    from ray.serve.schema import ServeDeploySchema
-
-    config = ServeDeploySchema.model_validate(raw)
-    client = serve_api.serve_start(
-        http_options=config.http_options.model_dump(), proxy_location=config.proxy_location
-    )
-    client.deploy_apps(config, _blocking=False)
-    deadline = time.monotonic() + timeout
-    time.sleep(1.0)
-    while True:
-        status = serve.status().applications.get(APP)
-        if status is not None and status.status == "RUNNING":
-            return
-        if status is not None and status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
-            raise RuntimeError(f"{APP} {status.status}: {status.message[-2000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{APP} not RUNNING after {timeout} s: {status}")
-        time.sleep(0.5)
+    deploy_raw(raw, timeout)
 
 
 def with_user_config(base: dict[str, Any], deployment: str, **changes: Any) -> dict[str, Any]:
