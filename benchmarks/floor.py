@@ -77,7 +77,7 @@ async def measure(
     objects = {
         "retrieval": pipeline.stages.retrieval,
         "features": pipeline.stages.features,
-        "vector_search": pipeline.stages.vector_search,
+        "content": pipeline.stages.content,
         "ranking": pipeline.stages.ranking,
     }
     alone: dict[str, list[float]] = defaultdict(list)

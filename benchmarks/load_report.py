@@ -257,7 +257,7 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
     return "\n\n".join(out)
 
 
-REPLICA_ORDER = ("Controller", "Retrieval", "Features", "VectorSearch", "Ranking")
+REPLICA_ORDER = ("Controller", "Retrieval", "Features", "Content", "Ranking")
 
 
 def _replicas(counts: Mapping[str, int] | None) -> str:
@@ -377,7 +377,7 @@ def plot(report: Mapping[str, Any], path: Path) -> Path:
             bottom += value
     bx.set_xticks(range(len(bars)), [n for n, _ in bars])
     bx.set_ylabel("mean ms per request, stacked")
-    bx.set_title("time per stage at concurrency 1\n(retrieval runs beside features + VSS)")
+    bx.set_title("time per stage at concurrency 1\n(retrieval runs beside features + content)")
     bx.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ Notes on running the deployments' classes outside Serve:
 * Both TensorFlow models load in this one process; their thread settings (the app's args)
   must agree, since TensorFlow's pools are per process (`configure_threads` refuses a
   conflicting second setting).
-* A stage's async `reconfigure` (Features, VectorSearch open their Redis clients there) runs
+* A stage's async `reconfigure` (Features, Content open their Redis clients there) runs
   on uvicorn's event loop, before the server accepts requests.
 """
 
@@ -44,7 +44,7 @@ class InProcessStages:
 
     retrieval: Any
     features: Any
-    vector_search: Any
+    content: Any
     ranking: Any
 
     def by_deployment(self) -> dict[str, Any]:
@@ -52,7 +52,7 @@ class InProcessStages:
         return {
             "Retrieval": self.retrieval,
             "Features": self.features,
-            "VectorSearch": self.vector_search,
+            "Content": self.content,
             "Ranking": self.ranking,
         }
 
@@ -88,10 +88,10 @@ def build_stages(args: Any, max_ongoing: Mapping[str, int] | None = None) -> InP
         max_ongoing: Deployment name -> `max_ongoing_requests` (Ranking's sizes its batches).
     """
     from deployments.app import _deployment
+    from deployments.content import Content
     from deployments.features import Features
     from deployments.ranking import Ranking
     from deployments.retrieval import Retrieval
-    from deployments.vector_search import VectorSearch
 
     context = args.context()
     ranking_deployment = _deployment(Ranking)
@@ -105,7 +105,7 @@ def build_stages(args: Any, max_ongoing: Mapping[str, int] | None = None) -> InP
             context, args.retrieval_intra_op_threads, args.retrieval_inter_op_threads
         ),
         features=_stage_class(Features)(context),
-        vector_search=_stage_class(VectorSearch)(context),
+        content=_stage_class(Content)(context),
         ranking=ranking,
     )
 
@@ -161,7 +161,7 @@ def build_service(
         Stages(
             retrieval=client(stages.retrieval, "retrieval"),
             features=client(stages.features, "features"),
-            vector_search=client(stages.vector_search, "vector_search"),
+            content=client(stages.content, "content"),
             ranking=client(stages.ranking, "ranking"),
         ),
         catalog,

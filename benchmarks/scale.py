@@ -189,9 +189,9 @@ def run(params: ScaleParams, work_dir: Path) -> dict[str, Any]:
 
     from benchmarks.common import load_average, machine_info, utc_now
     from benchmarks.scalebench.data import CLUSTER_NOISE, ITEMS_PER_CLUSTER
-    from benchmarks.scalebench.redis_vss import server_versions
+    from benchmarks.scalebench.redis_content import server_versions
     from benchmarks.scalebench.scann_index import check_scann_python
-    from models.retrieval._tf import configure_threads
+    from models.tensorflow_env import configure_threads
     from movierec.redis_server import embedded_redis
 
     started, load_before, created = time.perf_counter(), load_average(), utc_now()
@@ -246,7 +246,7 @@ def _measure_retrieval(
     from benchmarks.common import load_average
     from benchmarks.scalebench.bruteforce import measure_bruteforce
     from benchmarks.scalebench.data import exact_top_k, make_catalog
-    from benchmarks.scalebench.redis_vss import measure_redis
+    from benchmarks.scalebench.redis_content import measure_redis
     from benchmarks.scalebench.scann_index import measure_scann
     from benchmarks.scalebench.series import QuerySeries
     from models.content.index import IndexConfig

@@ -94,7 +94,7 @@ def cap_compliance(
     window: int,
 ) -> float:
     """Share of lists where no genre appears more than `cap` times in the first `window`."""
-    from deployments.rules import Item, genre_cap_holds
+    from movierec.rules import Item, genre_cap_holds
 
     if not lists:
         return 0.0

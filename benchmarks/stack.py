@@ -32,7 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = ROOT / "serve_config.yaml"
 APP_NAME = "movierec"
-DEPLOYMENTS = ("Controller", "Retrieval", "Features", "VectorSearch", "Ranking")
+DEPLOYMENTS = ("Controller", "Retrieval", "Features", "Content", "Ranking")
 
 
 class StackError(RuntimeError):

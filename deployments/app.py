@@ -21,12 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from ray.serve import Application, Deployment
 
 from deployments.config import ServingContext
+from deployments.content import Content
 from deployments.controller import Controller
 from deployments.features import Features
 from deployments.ranking import Ranking
 from deployments.retrieval import Retrieval
-from deployments.vector_search import VectorSearch
-from models.pipeline.layout import Mode
+from movierec.layout import Mode
 from movierec.settings import get_settings
 
 MODE_ENV = "MOVIEREC_MODE"
@@ -105,8 +105,8 @@ def build_app(args: AppArgs) -> Application:
         context, args.retrieval_intra_op_threads, args.retrieval_inter_op_threads
     )
     features = _deployment(Features).bind(context)
-    vector_search = _deployment(VectorSearch).bind(context)
+    content = _deployment(Content).bind(context)
     ranking = _deployment(Ranking).bind(
         context, args.ranking_intra_op_threads, args.ranking_inter_op_threads
     )
-    return _deployment(Controller).bind(retrieval, features, vector_search, ranking, context)
+    return _deployment(Controller).bind(retrieval, features, content, ranking, context)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deployments.rules import Item, RuleConfig, apply_post_rules, filter_items
+from movierec.rules import Item, RuleConfig, apply_post_rules, filter_items
 
 MOVIES_FILE = "movies.parquet"
 POPULARITY_FILE = "popularity.parquet"

@@ -59,7 +59,7 @@ def prepare_tensorflow(intra_op_threads: int, inter_op_threads: int) -> Any:
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from models.retrieval._tf import configure_threads, tf
+    from models.tensorflow_env import configure_threads, tf
 
     configure_threads(intra_op_threads, inter_op_threads)
     return tf

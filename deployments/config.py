@@ -21,18 +21,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from deployments.faults import FaultSettings
-from deployments.rules import RuleConfig
-from models.pipeline.layout import ArtifactLayout, Mode
+from movierec.layout import ArtifactLayout, Mode
 from movierec.redis_server import mask_url, resolve_redis_url
+from movierec.rules import RuleConfig
 from movierec.settings import get_settings
+from movierec.stages import CONTENT, POPULAR, RETRIEVAL, SOURCES
 
 logger = logging.getLogger(__name__)
-
-SOURCE_RETRIEVAL = "retrieval"
-SOURCE_VSS = "vss"
-SOURCE_POPULAR = "popular"
-SOURCES: tuple[str, ...] = (SOURCE_RETRIEVAL, SOURCE_VSS, SOURCE_POPULAR)
-"""Candidate sources, in merge order (the order `Candidate.sources` reports them)."""
 
 
 class _Strict(BaseModel):
@@ -83,14 +78,14 @@ class CandidateCounts(_Strict):
     Attributes:
         retrieval: Movies asked from the two-tower model (seen ones are dropped afterwards,
             so ask generously; clipped to the exported K).
-        vss: Unseen movies asked from vector search.
+        content: Unseen movies asked from vector search.
         n_seeds: The user's top-liked movies used as vector-search seeds.
         popular: Popular movies merged in when a source failed, or to fill a short list.
         max_ranked: At most this many filtered candidates (best merged first) are ranked.
     """
 
     retrieval: int = Field(default=200, ge=0, le=2000)
-    vss: int = Field(default=50, ge=0, le=1000)
+    content: int = Field(default=50, ge=0, le=1000)
     n_seeds: int = Field(default=10, ge=1, le=100)
     popular: int = Field(default=100, ge=0, le=2000)
     max_ranked: int = Field(default=100, ge=1, le=2000)
@@ -107,7 +102,7 @@ class RulesSettings(_Strict):
     recency_half_life_years: float = Field(default=5.0, gt=0.0, le=1000.0)
 
     def to_rule_config(self) -> RuleConfig:
-        """The `deployments.rules` form."""
+        """The `movierec.rules` form."""
         return RuleConfig(
             genre_cap=self.genre_cap,
             genre_window=self.genre_window,
@@ -132,7 +127,7 @@ class StageTimeouts(_Strict):
         reserve: Kept back from every stage deadline for merging, rules and the response.
         retrieval: Two-tower retrieval.
         features: The user's features (the vector search seeds and the seen list).
-        vector_search: Content KNN.
+        content: Content KNN.
         candidate_features: The candidates' movie features (only the near cache's misses).
         ranking: The batched ranker.
         similar: `/movies/{id}/similar` (its own request: not part of `total`).
@@ -143,7 +138,7 @@ class StageTimeouts(_Strict):
     reserve: float = Field(default=0.005, ge=0.0, le=1.0)
     retrieval: float = Field(default=0.030, gt=0.0, le=60.0)
     features: float = Field(default=0.040, gt=0.0, le=60.0)
-    vector_search: float = Field(default=0.030, gt=0.0, le=60.0)
+    content: float = Field(default=0.030, gt=0.0, le=60.0)
     candidate_features: float = Field(default=0.040, gt=0.0, le=60.0)
     ranking: float = Field(default=0.060, gt=0.0, le=60.0)
     similar: float = Field(default=0.100, gt=0.0, le=60.0)
@@ -202,7 +197,7 @@ class ControllerConfig(_Strict):
     model_version: str = Field(default="", max_length=200)
     candidates: CandidateCounts = CandidateCounts()
     weights: dict[str, float] = Field(
-        default_factory=lambda: {SOURCE_RETRIEVAL: 1.0, SOURCE_VSS: 1.0, SOURCE_POPULAR: 0.25}
+        default_factory=lambda: {RETRIEVAL: 1.0, CONTENT: 1.0, POPULAR: 0.25}
     )
     rules: RulesSettings = RulesSettings()
     timeouts: StageTimeouts = StageTimeouts()
@@ -234,8 +229,8 @@ class RetrievalSettings(_Strict):
     faults: FaultSettings = FaultSettings()
 
 
-class VectorSearchSettings(_Strict):
-    """The VectorSearch deployment's `user_config`.
+class ContentSettings(_Strict):
+    """The Content deployment's `user_config`.
 
     Attributes:
         aggregation: How seed similarities combine: "sum" (one KNN on the seeds' centroid,

@@ -41,7 +41,7 @@ class Controller:
         self,
         retrieval: DeploymentHandle,
         features: DeploymentHandle,
-        vector_search: DeploymentHandle,
+        content: DeploymentHandle,
         ranking: DeploymentHandle,
         context: ServingContext,
     ) -> None:
@@ -50,7 +50,7 @@ class Controller:
         Args:
             retrieval: Handle of the `Retrieval` deployment.
             features: Handle of the `Features` deployment.
-            vector_search: Handle of the `VectorSearch` deployment.
+            content: Handle of the `Content` deployment.
             ranking: Handle of the `Ranking` deployment.
             context: The artifacts tree.
         """
@@ -61,7 +61,7 @@ class Controller:
             Stages(
                 retrieval=HandleClient(retrieval),
                 features=HandleClient(features),
-                vector_search=HandleClient(vector_search),
+                content=HandleClient(content),
                 ranking=HandleClient(ranking),
             ),
             catalog,

@@ -29,12 +29,10 @@ from deployments.common import (
 )
 from deployments.config import FeaturesSettings, ServingContext
 from deployments.faults import FaultInjector
-from models.pipeline.layout import ArtifactLayout
+from movierec.layout import ArtifactLayout
+from movierec.stages import LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
 
 logger = logging.getLogger(__name__)
-
-LIKED = "liked_movie_ids"
-SEEN = "seen_movie_ids"
 
 
 class MovieFeatureCache:
@@ -164,8 +162,8 @@ class Features:
             row = await self._read_user(reader, user_id)
         if all(v is None or v == [] for v in row.values()):
             return None
-        row[LIKED] = list(row.get(LIKED) or [])
-        row[SEEN] = list(row.get(SEEN) or [])
+        row[LIKED_MOVIE_IDS] = list(row.get(LIKED_MOVIE_IDS) or [])
+        row[SEEN_MOVIE_IDS] = list(row.get(SEEN_MOVIE_IDS) or [])
         return row
 
     async def movies(self, movie_ids: list[int]) -> dict[str, list[Any]]:

@@ -6,7 +6,7 @@ scored in one call and split back. Both knobs are runtime settings (`user_config
 `reconfigure` with `set_max_batch_size` / `set_batch_wait_timeout_s`).
 
 The model is generic: the input tensors are built from `ranking/inputs.json` (see
-`deployments.ranking_inputs`), so a new ranker with other features needs no code change.
+`movierec.ranking_inputs`), so a new ranker with other features needs no code change.
 Batch sizes are recorded (`stats()`, and the `movierec_ranking_batch_size` metric).
 """
 
@@ -33,7 +33,7 @@ from deployments.config import RankingSettings, ServingContext
 from deployments.faults import FaultInjector
 from deployments.observability.backends import RayServeBackend
 from deployments.observability.definitions import RANKING_BATCH_SIZE
-from deployments.ranking_inputs import (
+from movierec.ranking_inputs import (
     INPUTS_FILE,
     SAVED_MODEL_DIR,
     RankBlock,

@@ -24,9 +24,7 @@ RECOMMENDATION_PARAMS = frozenset({"k", "genres", "exclude", "year_min", "year_m
 SIMILAR_PARAMS = frozenset({"k"})
 NO_PARAMS: frozenset[str] = frozenset()
 
-StageName = Literal[
-    "retrieval", "features", "vector_search", "candidate_features", "ranking", "similar"
-]
+StageName = Literal["retrieval", "features", "content", "candidate_features", "ranking", "similar"]
 
 FallbackReason = Literal[
     "timeout", "unavailable", "overloaded", "error", "no_budget", "skipped", "bad_output"
@@ -65,7 +63,7 @@ class RecommendedMovie(_Model):
     score: float = Field(description="Ranking score after boosts; higher is better.")
     sources: list[str] = Field(
         max_length=10,
-        description='Candidate sources that proposed it: "retrieval", "vss", "popular".',
+        description='Candidate sources that proposed it: "retrieval", "content", "popular".',
     )
 
 

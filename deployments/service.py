@@ -42,20 +42,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from deployments.budget import Budget
-from deployments.candidates import Candidate, merge_candidates
 from deployments.catalog import Catalog
 from deployments.common import describe, public_reason
-from deployments.config import (
-    SOURCE_POPULAR,
-    SOURCE_RETRIEVAL,
-    SOURCE_VSS,
-    SOURCES,
-    ControllerConfig,
-    ServingContext,
-)
-from deployments.features import LIKED, SEEN, MovieFeatureCache
-from deployments.ranking_inputs import RankBlock, candidate_columns
-from deployments.rules import Item, apply_post_rules, filter_items
+from deployments.config import ControllerConfig, ServingContext
+from deployments.features import MovieFeatureCache
 from deployments.schemas import (
     Fallback,
     FallbackReason,
@@ -68,7 +58,11 @@ from deployments.schemas import (
     overall_status,
 )
 from deployments.stage_client import StageClient, Stages
-from models.pipeline.manifest import Manifest
+from movierec.candidates import Candidate, merge_candidates
+from movierec.manifest import Manifest
+from movierec.ranking_inputs import RankBlock, candidate_columns
+from movierec.rules import Item, apply_post_rules, filter_items
+from movierec.stages import CONTENT, LIKED_MOVIE_IDS, POPULAR, RETRIEVAL, SEEN_MOVIE_IDS, SOURCES
 
 logger = logging.getLogger(__name__)
 
@@ -333,7 +327,7 @@ class RecommendService:
         trace = RequestTrace()
         ok, hits = await self._call(
             "similar",
-            lambda: self._stages.vector_search.call("similar", movie_id, k),
+            lambda: self._stages.content.call("similar", movie_id, k),
             self._config.timeouts.similar,
             trace,
         )
@@ -433,22 +427,22 @@ class RecommendService:
                 )
             # Without the user's features there is no seen list to filter with and no seeds:
             # typically Redis is down. The popular, genre-diverse list from memory.
-            for stage in ("retrieval", "vector_search", "ranking"):
+            for stage in ("retrieval", "content", "ranking"):
                 trace.skip(stage)
             return self._popular_answer(user_id, k, genres, exclude, year_range, trace)
 
-        seen: set[int] = set(user.get(SEEN) or ())
-        seeds = list(user.get(LIKED) or [])[: counts.n_seeds]
-        vss_ok: bool = True
-        vss_hits: Any = []
-        if seeds and counts.vss > 0:
+        seen: set[int] = set(user.get(SEEN_MOVIE_IDS) or ())
+        seeds = list(user.get(LIKED_MOVIE_IDS) or [])[: counts.n_seeds]
+        content_ok: bool = True
+        content_hits: Any = []
+        if seeds and counts.content > 0:
             not_these = sorted(seen | exclude)
-            vss_ok, vss_hits = await self._ask(
-                "vector_search",
-                self._stages.vector_search,
+            content_ok, content_hits = await self._ask(
+                "content",
+                self._stages.content,
                 "recommend",
                 seeds,
-                counts.vss,
+                counts.content,
                 not_these,
                 genres or None,
                 year_range,
@@ -460,13 +454,11 @@ class RecommendService:
         lists: dict[str, list[tuple[int, float]]] = {}
         if retrieval_ok and retrieved is not None:
             ids, scores = retrieved
-            lists[SOURCE_RETRIEVAL] = [
-                (m, s) for m, s in zip(ids, scores, strict=True) if m not in seen
-            ]
-        if vss_ok and vss_hits:
-            lists[SOURCE_VSS] = list(vss_hits)
-        if not retrieval_ok or not vss_ok or not lists:
-            lists[SOURCE_POPULAR] = self._popular(counts.popular, seen)
+            lists[RETRIEVAL] = [(m, s) for m, s in zip(ids, scores, strict=True) if m not in seen]
+        if content_ok and content_hits:
+            lists[CONTENT] = list(content_hits)
+        if not retrieval_ok or not content_ok or not lists:
+            lists[POPULAR] = self._popular(counts.popular, seen)
         merged = merge_candidates(lists, config.weights)
         trace.candidates = {source: len(hits) for source, hits in lists.items()}
         trace.merged = len(merged)
@@ -510,7 +502,7 @@ class RecommendService:
             return None
         block = RankBlock(
             user_id=user_id,
-            user={k: v for k, v in user.items() if k not in (LIKED, SEEN)},
+            user={k: v for k, v in user.items() if k not in (LIKED_MOVIE_IDS, SEEN_MOVIE_IDS)},
             movie_ids=ids,
             movies=movies,
             candidates=candidate_columns(
@@ -597,8 +589,8 @@ class RecommendService:
         out = list(candidates)
         for rank, item in enumerate(extra[: k - len(out)], start=1):
             filler = Candidate(item.movie_id)
-            filler.source_scores[SOURCE_POPULAR] = item.score
-            filler.source_ranks[SOURCE_POPULAR] = rank
+            filler.source_scores[POPULAR] = item.score
+            filler.source_ranks[POPULAR] = rank
             filler.merged_score = floor * 0.5 / rank  # below every real candidate
             out.append(filler)
         return out
@@ -619,7 +611,7 @@ class RecommendService:
         items = self._catalog.cold_start(
             k, self._rules, exclude=exclude, genres=genres or None, year_range=year_range
         )
-        sources = {item.movie_id: [SOURCE_POPULAR] for item in items}
+        sources = {item.movie_id: [POPULAR] for item in items}
         return self._response(user_id, items, sources, trace, cold_start=cold_start)
 
     def _response(

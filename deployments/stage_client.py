@@ -71,7 +71,7 @@ class Stages:
 
     retrieval: StageClient
     features: StageClient
-    vector_search: StageClient
+    content: StageClient
     ranking: StageClient
 
     def named(self) -> dict[str, StageClient]:
@@ -79,6 +79,6 @@ class Stages:
         return {
             "retrieval": self.retrieval,
             "features": self.features,
-            "vector_search": self.vector_search,
+            "content": self.content,
             "ranking": self.ranking,
         }

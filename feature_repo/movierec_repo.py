@@ -176,7 +176,7 @@ user_demographics = FeatureView(
     tags={"cadence": "static"},
 )
 
-# The controller's inputs: VSS seeds and the seen filter.
+# The controller's inputs: content seeds and the seen filter.
 user_history = FeatureView(
     name="user_history",
     entities=[user],
@@ -209,7 +209,7 @@ ranker_v1 = FeatureService(
 controller_v1 = FeatureService(
     name="controller_v1",
     features=[user_history],
-    description="Controller features: liked movie ids (VSS seeds), seen movie ids (filter).",
+    description="Controller features: liked movie ids (content seeds), seen movie ids (filter).",
 )
 
 # The movie half of ranker_v1 for serving candidates: Feast keeps one precomputed vector per

@@ -17,7 +17,7 @@ import numpy as np
 from benchmarks.common import rss_bytes, time_each
 from benchmarks.scalebench.data import Catalog, query_batches
 from benchmarks.scalebench.series import QuerySeries, summarize
-from models.retrieval._tf import tf, tfrs
+from models.tensorflow_env import tf, tfrs
 
 
 def measure_bruteforce(catalog: Catalog, exact: np.ndarray, series: QuerySeries) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import redis
 from feast import FeatureStore
 
 from benchmarks.common import percentiles, time_each
-from benchmarks.scalebench.redis_vss import server_cpu_s, used_memory
+from benchmarks.scalebench.redis_content import server_cpu_s, used_memory
 from models.features.genres import GENRES
 from models.features.online import OnlineFeatures
 from models.features.snapshots import EVENT_TIMESTAMP, SCHEMAS, FeatureTables

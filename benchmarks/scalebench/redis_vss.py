@@ -3,7 +3,7 @@
 The index is built by `models.content.index.build_index` (the pipeline's FT.CREATE HNSW
 schema, pipelined HSETs, wait until indexed, alias swap) with `IndexConfig(dim=...)`, and
 queried through `models.content.client.VectorSearchClient` (the same KNN plans the
-VectorSearch deployment runs): `knn` for one query, `run_many` for a pipelined batch. The
+Content deployment runs): `knn` for one query, `run_many` for a pipelined batch. The
 synthetic movies have an embedding and an id but no title, year or genres.
 """
 

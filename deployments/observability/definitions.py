@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from deployments.config import SOURCES
 from deployments.observability.labels import OTHER, REASONS, STAGES
+from movierec.stages import SOURCES
 
 RESERVED_LABELS = frozenset({"application", "deployment", "replica", "route", "le"})
 """Labels Ray Serve (or Prometheus, for `le`) sets itself: no metric may declare them."""

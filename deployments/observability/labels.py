@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from deployments.config import SOURCES
 from deployments.schemas import FALLBACK_REASONS
+from movierec.stages import SOURCES
 
 OTHER = "other"
 """The label value of anything outside a vocabulary."""
 
 STAGES: tuple[str, ...] = (
     "retrieval",
-    "vss",
+    "content",
     "features",
     "candidate_features",
     "ranking",
@@ -27,10 +27,7 @@ STAGES: tuple[str, ...] = (
     OTHER,
 )
 """`stage` label values: the stage calls and in-process steps of a request, and `total`
-(the API's "vector_search" is "vss")."""
-
-_STAGE_ALIASES = {"vector_search": "vss"}
-"""Stage names of the API's `fallbacks` that the metrics spell differently."""
+(the same names as the API's `fallbacks[].stage`)."""
 
 REASONS: tuple[str, ...] = (*FALLBACK_REASONS, OTHER)
 """`reason` label values of a fallback: the API's `FallbackReason` categories (see
@@ -41,8 +38,7 @@ MAX_GENRES = 40
 
 
 def stage_label(stage: str) -> str:
-    """The `stage` label of a stage name ("vector_search" is "vss"; unknown: "other")."""
-    stage = _STAGE_ALIASES.get(stage, stage)
+    """The `stage` label of a stage name (unknown: "other")."""
     return stage if stage in STAGES else OTHER
 
 

@@ -7,7 +7,7 @@ Modules:
     query       KNN query logic as I/O-free plans (commands, parsing, seed aggregation).
     client      Sync and asyncio clients executing those plans against Redis.
     exact       Exact numpy reference search.
-    offline     Seed selection and the offline VSS-alone recommender.
+    offline     Seed selection and the offline content-alone recommender.
 
 Only lightweight modules are imported here; the encoder (torch) loads on first use.
 """
@@ -17,9 +17,9 @@ from models.content.exact import ExactIndex
 from models.content.index import IndexBuild, IndexBuildError, IndexConfig, build_index
 from models.content.offline import (
     SeedPolicy,
+    content_recommendations,
     exact_recommendations,
     select_seeds,
-    vss_recommendations,
 )
 from models.content.query import MovieNotFoundError, ScoredMovie, SearchFilter
 
@@ -35,7 +35,7 @@ __all__ = [
     "SeedPolicy",
     "VectorSearchClient",
     "build_index",
+    "content_recommendations",
     "exact_recommendations",
     "select_seeds",
-    "vss_recommendations",
 ]

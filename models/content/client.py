@@ -7,7 +7,7 @@ connection pool open.
 
 * `VectorSearchClient`: offline evaluation and scripts; `run_many`/`recommend_many` advance
   many requests in lockstep, so a batch of users costs two pipelined round trips in total.
-* `AsyncVectorSearchClient`: the online VectorSearch deployment (Ray Serve, asyncio).
+* `AsyncVectorSearchClient`: the online Content deployment (Ray Serve, asyncio).
 
 Clients must use ``decode_responses=False`` (vectors are binary); RESP2 and RESP3 both work.
 """
@@ -327,7 +327,7 @@ class VectorSearchClient(_Requests):
 
 
 class AsyncVectorSearchClient(_Requests):
-    """asyncio vector search over the movie index, for the online VectorSearch deployment.
+    """asyncio vector search over the movie index, for the online Content deployment.
 
     Same methods and semantics as `VectorSearchClient` (same plans), awaited. Create once per
     replica and reuse; the wrapped `redis.asyncio.Redis` pools its connections.

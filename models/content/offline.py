@@ -1,7 +1,7 @@
-"""Offline VSS-alone recommender: each user's top-liked movies as seeds, nearest unseen movies.
+"""Offline content-alone recommender: each user's top-liked movies as seeds, nearest unseen movies.
 
 Runs the served path for real (`VectorSearchClient` against Redis, pipelined across users), so
-its offline metrics describe what the VectorSearch deployment returns. `exact_recommendations`
+its offline metrics describe what the Content deployment returns. `exact_recommendations`
 is the same recommender on an in-memory `ExactIndex`, for quick sweeps and HNSW-recall checks.
 
 Recommendation table (both functions)
@@ -116,7 +116,7 @@ def _user_requests(
     ]
 
 
-def vss_recommendations(
+def content_recommendations(
     client: VectorSearchClient,
     train: pd.DataFrame,
     k: int = 10,
@@ -126,7 +126,7 @@ def vss_recommendations(
     aggregation: Aggregation = "max",
     batch_users: int = 128,
 ) -> pd.DataFrame:
-    """Top-k VSS recommendations for every training user, served through Redis.
+    """Top-k content recommendations for every training user, served through Redis.
 
     Seeds come from `seeds` or else `select_seeds(train, policy)`; every movie the user rated
     in `train` is excluded. Users are processed `batch_users` at a time, each batch costing
@@ -168,7 +168,7 @@ def exact_recommendations(
     policy: SeedPolicy | None = None,
     aggregation: Aggregation = "max",
 ) -> pd.DataFrame:
-    """Same as `vss_recommendations`, computed exactly in numpy (no Redis)."""
+    """Same as `content_recommendations`, computed exactly in numpy (no Redis)."""
     seeds = select_seeds(train, policy) if seeds is None else seeds
     return _table(
         (

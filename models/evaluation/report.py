@@ -9,16 +9,16 @@ Systems, each served the way production serves it:
 
 * popularity - the most-rated training movies (baseline);
 * retrieval  - the exported two-tower SavedModel's top list, seen movies dropped;
-* vss        - Redis vector search (the content index loaded as serving loads it) for the
+* content        - Redis vector search (the content index loaded as serving loads it) for the
                user's top-liked seeds;
-* merged     - both candidate lists merged by `deployments.candidates.merge_candidates`
+* merged     - both candidate lists merged by `movierec.candidates.merge_candidates`
                (reciprocal-rank fusion) in merged order, cut to `max_ranked`;
 * ranked     - the merged candidates re-ordered by the exported ranker SavedModel (reloaded
                from disk), its inputs built by `models.ranking.inputs.ranker_inputs` from
                Feast features as the online store serves them (the newest snapshot).
 
 `served_with_rules` also reports the ranked lists after the Controller's post-rules
-(`deployments.rules.apply_post_rules`, default genre cap).
+(`movierec.rules.apply_post_rules`, default genre cap).
 
 Writes `quality.json` and `quality.png` (bar plot) to the output directory.
 """
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 QUALITY_JSON = "quality.json"
 QUALITY_PNG = "quality.png"
-SYSTEMS: tuple[str, ...] = ("popularity", "retrieval", "vss", "merged", "ranked")
+SYSTEMS: tuple[str, ...] = ("popularity", "retrieval", "content", "merged", "ranked")
 REQUIRED_STEPS: tuple[str, ...] = ("splits", "retrieval", "content", "features", "ranking")
 
 ANCHORS: dict[str, Any] = {
@@ -126,8 +126,8 @@ def ensure_artifacts(options: EvalOptions) -> Any:
     Returns:
         (layout, manifest, built: bool).
     """
-    from models.pipeline.layout import ArtifactLayout
-    from models.pipeline.manifest import Manifest
+    from movierec.layout import ArtifactLayout
+    from movierec.manifest import Manifest
 
     layout = ArtifactLayout.of(options.artifacts_dir, options.variant, "eval")
     manifest = Manifest.load(layout.root)
@@ -219,7 +219,7 @@ def retrieval_top(
     return ids, scores
 
 
-def redis_vss_lists(
+def redis_content_lists(
     layout: Any,
     manifest: Any,
     train: pd.DataFrame,
@@ -230,28 +230,28 @@ def redis_vss_lists(
     import redis
 
     from models.content.client import VectorSearchClient
-    from models.content.offline import vss_recommendations
+    from models.content.offline import content_recommendations
     from models.pipeline.load import load_vector_index
-    from models.ranking.candidates import liked_seeds, vss_lists
+    from models.ranking.candidates import content_lists, liked_seeds
     from movierec.redis_server import resolve_redis_url
 
     url = redis_url or resolve_redis_url(start_if_needed=True)
     client = redis.Redis.from_url(url, decode_responses=False)
     try:
         status = load_vector_index(layout, manifest, client)
-        log.info("content index %s (%s)", layout.vss_index_alias, status)
-        search = VectorSearchClient(client, layout.vss_index_alias)
+        log.info("content index %s (%s)", layout.content_index_alias, status)
+        search = VectorSearchClient(client, layout.content_index_alias)
         seeds = liked_seeds(train, candidates.n_seeds, candidates.like_threshold)
-        table = vss_recommendations(
+        table = content_recommendations(
             search,
             train,
-            candidates.vss_n,
+            candidates.content_n,
             seeds=seeds,
-            aggregation=candidates.vss_aggregation,
+            aggregation=candidates.content_aggregation,
         )
     finally:
         client.close()
-    return vss_lists(table)
+    return content_lists(table)
 
 
 def ranked_lists(
@@ -291,7 +291,7 @@ def with_rules(
     k: int,
 ) -> dict[int, list[int]]:
     """Ranked lists after the Controller's post-rules (boosts, genre cap) at their defaults."""
-    from deployments.rules import Item, RuleConfig, apply_post_rules
+    from movierec.rules import Item, RuleConfig, apply_post_rules
 
     catalog = movies.drop_duplicates("movie_id").set_index("movie_id")
     ids = catalog.index.to_numpy(np.int64).tolist()
@@ -360,11 +360,11 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
     )
     retrieved = retrieval_lists(users, ids, scores, seen)
     lists["retrieval"] = {u: [m for m, _ in items] for u, items in retrieved.items()}
-    vss = timer.run(
-        "vss", lambda: redis_vss_lists(layout, manifest, train, cand, options.redis_url)
+    content = timer.run(
+        "content", lambda: redis_content_lists(layout, manifest, train, cand, options.redis_url)
     )
-    lists["vss"] = {u: [m for m, _ in vss.get(u, [])] for u in users}
-    candidates = timer.run("merge", lambda: build_candidates(users, retrieved, vss, seen, cand))
+    lists["content"] = {u: [m for m, _ in content.get(u, [])] for u in users}
+    candidates = timer.run("merge", lambda: build_candidates(users, retrieved, content, seen, cand))
     lists["merged"] = ranked_ids(candidates)
     ranked, ranker_scores = timer.run(
         "ranking", lambda: ranked_lists(ranking_dir, layout.features_dir, candidates)
@@ -393,14 +393,14 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
             "k": recall_k,
             "merged": candidate_recall(lists["merged"], relevant, recall_k),
             "retrieval": candidate_recall(lists["retrieval"], relevant, cand.retrieval_n),
-            "vss": candidate_recall(lists["vss"], relevant, cand.vss_n),
+            "content": candidate_recall(lists["content"], relevant, cand.content_n),
         },
         "served_with_rules": metrics_dict(ranking_metrics(served, relevant, k)),
         "candidates": {
             "retrieval_n": cand.retrieval_n,
-            "vss_n": cand.vss_n,
+            "content_n": cand.content_n,
             "n_seeds": cand.n_seeds,
-            "vss_aggregation": cand.vss_aggregation,
+            "content_aggregation": cand.content_aggregation,
             "weights": cand.weights,
             "max_ranked": cand.max_ranked,
             "mean_list_length": float(np.mean([len(c) for c in candidates.values()])),

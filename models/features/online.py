@@ -158,7 +158,7 @@ class OnlineFeatures:
         return self._ordered(response_columns(response, skip=("movie_id",)))
 
     def get_user_history(self, user_id: int) -> dict[str, list[int]]:
-        """liked_movie_ids (VSS seeds) and seen_movie_ids; empty lists for an unknown user."""
+        """liked_movie_ids (content seeds) and seen_movie_ids; empty lists for an unknown user."""
         response = self.store.get_online_features(self.history_refs, {"user_id": [int(user_id)]})
         row = response_columns(response, skip=("user_id",))
         return {k: list(v[0] or []) for k, v in row.items()}

@@ -23,7 +23,7 @@ movie_metadata    one row per movie (genres, multi-hot, year), stamped at the mo
 user_features     one row per (snapshot, user) where the user rated something since the
                   previous snapshot: the values of a user who did not rate are unchanged, and
                   the point-in-time join carries the older row forward (long TTL).
-user_history      same rows as user_features: liked movie ids (VSS seeds) and seen movie ids.
+user_history      same rows as user_features: liked movie ids (content seeds) and seen movie ids.
 user_demographics one row per user of the users table (empty for variants without one),
                   stamped at the user's first input rating (the profile exists from sign-up),
                   or at the last snapshot for users with no input rating.
@@ -113,7 +113,7 @@ class SnapshotConfig:
     recent_window: timedelta = timedelta(days=30)
     """`movie_recent_rating_count` counts ratings in [t - recent_window, t)."""
     like_threshold: float = 4.0
-    """A rating >= this is a "like" (a VSS seed candidate)."""
+    """A rating >= this is a "like" (a content seed candidate)."""
     top_liked_k: int = 50
     """Length cap of `liked_movie_ids`."""
 

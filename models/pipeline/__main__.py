@@ -12,9 +12,9 @@ from tqdm import tqdm
 
 from models.data import DatasetError
 from models.pipeline.build import BuildOptions, build, steps_for
-from models.pipeline.layout import MODES, ArtifactLayout
 from models.pipeline.load import load_all
 from models.pipeline.runner import PipelineError
+from movierec.layout import MODES, ArtifactLayout
 from movierec.redis_server import RedisServerError
 from movierec.settings import get_settings
 

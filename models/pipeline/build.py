@@ -16,9 +16,9 @@ import pandas as pd
 
 from models.data import MovieLens, load_dataset, stratified_split
 from models.pipeline.catalog import dataset_fingerprint, popularity
-from models.pipeline.layout import ArtifactLayout, Mode
-from models.pipeline.manifest import Manifest, package_versions
 from models.pipeline.runner import Step, StepContext, StepOutput, run_steps
+from movierec.layout import ArtifactLayout, Mode
+from movierec.manifest import Manifest, package_versions
 
 SPLIT_RATIO = 0.75
 SPLIT_SEED = 42
@@ -191,7 +191,7 @@ def _ranking_step(overrides: dict[str, object]) -> Step:
         "ranking",
         run,
         asdict(config),
-        code=("models/ranking", "deployments/candidates.py", "deployments/ranking_inputs.py"),
+        code=("models/ranking", "movierec/candidates.py", "movierec/ranking_inputs.py"),
         depends_on=("splits", "retrieval", "content", "features"),
     )
 

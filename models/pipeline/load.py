@@ -16,19 +16,19 @@ import redis
 from models.content.embeddings import read_embeddings
 from models.content.index import IndexConfig, build_index, resolve_alias
 from models.features.store import REGISTRY_FILE, apply_definitions, materialize, open_store
-from models.pipeline.layout import ArtifactLayout
-from models.pipeline.manifest import Manifest
+from movierec.layout import ArtifactLayout
+from movierec.manifest import Manifest
 from movierec.redis_server import resolve_redis_url, save_snapshot
 
 log = logging.getLogger(__name__)
 
 
-def vss_index_config(layout: ArtifactLayout) -> IndexConfig:
+def content_index_config(layout: ArtifactLayout) -> IndexConfig:
     """The index names of a layout: its alias and a namespaced key prefix."""
-    return IndexConfig(alias=layout.vss_index_alias, key_prefix=f"{layout.namespace}_movie")
+    return IndexConfig(alias=layout.content_index_alias, key_prefix=f"{layout.namespace}_movie")
 
 
-def vss_version(manifest: Manifest) -> str:
+def content_version(manifest: Manifest) -> str:
     """Index version name of this build's content embeddings (a fingerprint prefix)."""
     return "v" + manifest.steps["content"].fingerprint[:12]
 
@@ -44,8 +44,8 @@ def load_vector_index(layout: ArtifactLayout, manifest: Manifest, client: redis.
     Returns:
         "loaded" or "unchanged".
     """
-    config = vss_index_config(layout)
-    version = vss_version(manifest)
+    config = content_index_config(layout)
+    version = content_version(manifest)
     if resolve_alias(client, config.alias) == config.index_name(version):
         return "unchanged"
     movies = pd.read_parquet(layout.catalog_dir / "movies.parquet")
@@ -97,7 +97,7 @@ def load_all(layout: ArtifactLayout, manifest: Manifest) -> dict[str, str]:
     client = redis.Redis.from_url(url)
     try:
         results = {
-            "vss_index": load_vector_index(layout, manifest, client),
+            "content_index": load_vector_index(layout, manifest, client),
             "features": load_online_features(layout, manifest, client, url),
         }
     finally:

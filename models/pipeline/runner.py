@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.pipeline.manifest import Manifest, StepRecord, hash_files, hash_values
+from movierec.manifest import Manifest, StepRecord, hash_files, hash_values
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

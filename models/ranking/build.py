@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deployments.candidates import Candidate
 from models.content.embeddings import embedding_matrix, read_embeddings
 from models.content.exact import ExactIndex
 from models.content.offline import exact_recommendations
@@ -40,10 +39,10 @@ from models.evaluation.metrics import ranking_metrics
 from models.evaluation.protocol import candidate_recall, items_by_user
 from models.ranking.candidates import (
     build_candidates,
+    content_lists,
     liked_seeds,
     ranked_ids,
     retrieval_lists,
-    vss_lists,
 )
 from models.ranking.config import CandidateConfig, RankerConfig
 from models.ranking.dataset import build_input_rows, concat_rows, labeled_rows, split_fit_label
@@ -51,6 +50,7 @@ from models.ranking.export import METADATA_FILE, export_ranker
 from models.ranking.features import offline_store, point_in_time_features
 from models.ranking.inputs import input_spec
 from models.ranking.scoring import rank_lists
+from movierec.candidates import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +83,18 @@ def top_k_from_model(result: Any, users: Sequence[int], k: int) -> tuple[np.ndar
     return result.movies.movie_id[cols], np.take_along_axis(scores, cols, axis=1)
 
 
-def exact_vss_lists(
+def exact_content_lists(
     content_dir: Path, ratings: pd.DataFrame, config: CandidateConfig
 ) -> dict[int, list[tuple[int, float]]]:
     """Vector-search lists computed exactly in numpy (same semantics as the Redis index)."""
-    if config.vss_n == 0:
+    if config.content_n == 0:
         return {}
     index = ExactIndex(*embedding_matrix(read_embeddings(content_dir)))
     seeds = liked_seeds(ratings, config.n_seeds, config.like_threshold)
     table = exact_recommendations(
-        index, ratings, config.vss_n, seeds=seeds, aggregation=config.vss_aggregation
+        index, ratings, config.content_n, seeds=seeds, aggregation=config.content_aggregation
     )
-    return vss_lists(table)
+    return content_lists(table)
 
 
 def training_candidates(
@@ -118,8 +118,8 @@ def training_candidates(
     seen = items_by_user(fit)
     ids, scores = top_k_from_model(result, users, config.candidates.retrieval_n)
     retrieval = retrieval_lists(users, ids, scores, seen)
-    vss = exact_vss_lists(content_dir, fit, config.candidates)
-    candidates = build_candidates(users, retrieval, vss, seen, config.candidates)
+    content = exact_content_lists(content_dir, fit, config.candidates)
+    candidates = build_candidates(users, retrieval, content, seen, config.candidates)
     timings["candidates"] = time.perf_counter() - started
     return candidates, timings
 

@@ -1,13 +1,13 @@
 """Candidate lists exactly as the Controller makes them, for training and offline evaluation.
 
 Per user: the retrieval model's top `retrieval_n` (seen movies dropped afterwards), the
-vector search's top `vss_n` unseen movies for the user's top-liked seeds, merged with
-`deployments.candidates.merge_candidates` (weighted reciprocal-rank fusion, the same code the
+vector search's top `content_n` unseen movies for the user's top-liked seeds, merged with
+`movierec.candidates.merge_candidates` (weighted reciprocal-rank fusion, the same code the
 Controller runs), seen movies filtered, the best `max_ranked` by merged score kept.
 
 Pure numpy/pandas: the sources' raw lists come in as arguments (see `retrieval_lists`,
-`vss_lists`), so the training side (an in-memory fit-part retrieval model, an exact numpy
-VSS) and the evaluation side (the exported SavedModel, Redis) share this merge.
+`content_lists`), so the training side (an in-memory fit-part retrieval model, an exact numpy
+content) and the evaluation side (the exported SavedModel, Redis) share this merge.
 """
 
 from __future__ import annotations
@@ -17,23 +17,23 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deployments.candidates import Candidate, merge_candidates
-from deployments.config import SOURCE_RETRIEVAL, SOURCE_VSS, SOURCES
 from models.content.offline import SeedPolicy, select_seeds
 from models.ranking.config import CandidateConfig
+from movierec.candidates import Candidate, merge_candidates
+from movierec.stages import CONTENT, RETRIEVAL, SOURCES
 
 __all__ = [
+    "CONTENT",
+    "RETRIEVAL",
     "SOURCES",
-    "SOURCE_RETRIEVAL",
-    "SOURCE_VSS",
     "ScoredList",
     "build_candidates",
     "candidate_table",
+    "content_lists",
     "liked_seeds",
     "merge_user",
     "ranked_ids",
     "retrieval_lists",
-    "vss_lists",
 ]
 
 ScoredList = list[tuple[int, float]]
@@ -78,7 +78,7 @@ def retrieval_lists(
     return out
 
 
-def vss_lists(table: pd.DataFrame) -> dict[int, ScoredList]:
+def content_lists(table: pd.DataFrame) -> dict[int, ScoredList]:
     """Per-user lists from a recommendation table (user_id, rank, movie_id, score)."""
     ordered = table.sort_values(["user_id", "rank"], kind="mergesort")
     out: dict[int, ScoredList] = {}
@@ -104,7 +104,7 @@ def merge_user(
 def build_candidates(
     users: Iterable[int],
     retrieval: Mapping[int, ScoredList],
-    vss: Mapping[int, ScoredList],
+    content: Mapping[int, ScoredList],
     seen: Mapping[int, Collection[int]],
     config: CandidateConfig,
 ) -> dict[int, list[Candidate]]:
@@ -113,7 +113,7 @@ def build_candidates(
     Args:
         users: Users to build lists for.
         retrieval: User -> retrieval list (seen already dropped), best first.
-        vss: User -> vector-search list, best first.
+        content: User -> vector-search list, best first.
         seen: User -> seen movies.
         config: Candidate settings (fusion weights, `max_ranked`).
     """
@@ -121,8 +121,8 @@ def build_candidates(
     for user in users:
         user = int(user)
         lists = {
-            SOURCE_RETRIEVAL: retrieval.get(user, [])[: config.retrieval_n],
-            SOURCE_VSS: vss.get(user, [])[: config.vss_n],
+            RETRIEVAL: retrieval.get(user, [])[: config.retrieval_n],
+            CONTENT: content.get(user, [])[: config.content_n],
         }
         out[user] = merge_user(lists, seen.get(user, ()), config)
     return out

@@ -26,36 +26,38 @@ class CandidateConfig:
 
     Attributes:
         retrieval_n: Movies asked from the two-tower model (seen ones dropped afterwards).
-        vss_n: Unseen movies asked from vector search.
+        content_n: Unseen movies asked from vector search.
         n_seeds: The user's top-liked movies used as vector-search seeds.
         like_threshold: A rating >= this is a "like" (Feast `liked_movie_ids`).
-        vss_aggregation: How seed similarities combine ("sum" or "max").
+        content_aggregation: How seed similarities combine ("sum" or "max").
         retrieval_weight: Reciprocal-rank-fusion weight of the retrieval list.
-        vss_weight: Reciprocal-rank-fusion weight of the vector-search list.
+        content_weight: Reciprocal-rank-fusion weight of the vector-search list.
         max_ranked: At most this many merged candidates (best merged first) are ranked.
     """
 
     retrieval_n: int = 200
-    vss_n: int = 50
+    content_n: int = 50
     n_seeds: int = 10
     like_threshold: float = 4.0
-    vss_aggregation: Aggregation = "sum"
+    content_aggregation: Aggregation = "sum"
     retrieval_weight: float = 1.0
-    vss_weight: float = 1.0
+    content_weight: float = 1.0
     max_ranked: int = 100
 
     def __post_init__(self) -> None:
-        if self.retrieval_n < 0 or self.vss_n < 0 or self.retrieval_n + self.vss_n == 0:
-            raise ValueError("retrieval_n and vss_n must be >= 0, and not both 0")
+        if self.retrieval_n < 0 or self.content_n < 0 or self.retrieval_n + self.content_n == 0:
+            raise ValueError("retrieval_n and content_n must be >= 0, and not both 0")
         if self.n_seeds < 1 or self.max_ranked < 1:
             raise ValueError("n_seeds and max_ranked must be >= 1")
-        if self.vss_aggregation not in ("sum", "max"):
-            raise ValueError(f"vss_aggregation must be 'sum' or 'max': {self.vss_aggregation!r}")
+        if self.content_aggregation not in ("sum", "max"):
+            raise ValueError(
+                f"content_aggregation must be 'sum' or 'max': {self.content_aggregation!r}"
+            )
 
     @property
     def weights(self) -> dict[str, float]:
         """Source name -> fusion weight, as `merge_candidates` takes them."""
-        return {"retrieval": self.retrieval_weight, "vss": self.vss_weight}
+        return {"retrieval": self.retrieval_weight, "content": self.content_weight}
 
 
 @dataclass(frozen=True)

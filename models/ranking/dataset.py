@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deployments.candidates import Candidate
-from deployments.ranking_inputs import RankerSpec
 from models.data import stratified_split
 from models.ranking.inputs import ranker_inputs
+from movierec.candidates import Candidate
+from movierec.ranking_inputs import RankerSpec
 
 EVENT_TIMESTAMP = "event_timestamp"
 KEYS = ("user_id", "movie_id")

@@ -5,7 +5,7 @@ Layout of a ranking directory:
     saved_model/   tf.saved_model, signature `serving_default`: named [N] / [N, d] inputs
                    -> {"scores": [N] float32}
     inputs.json    every input: name, dtype, per-candidate shape, source, default
-                   (see `deployments.ranking_inputs` for the contract)
+                   (see `movierec.ranking_inputs` for the contract)
     ranker.json    configuration, build metrics and timings
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from deployments.ranking_inputs import INPUTS_FILE, SAVED_MODEL_DIR, RankerSpec
 from models.ranking.config import RankerConfig
 from models.ranking.inputs import inputs_document
 from models.ranking.model import RankerModule
-from models.retrieval._tf import configure_threads, keras, tf
+from models.tensorflow_env import configure_threads, keras, tf
+from movierec.ranking_inputs import INPUTS_FILE, SAVED_MODEL_DIR, RankerSpec
 
 METADATA_FILE = "ranker.json"
 

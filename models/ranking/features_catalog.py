@@ -9,12 +9,12 @@ from __future__ import annotations
 FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
     # candidate generators (per-user comparable: flags, ranks; raw scores are not)
     "in_retrieval": ("in_retrieval",),
-    "in_vss": ("in_vss",),
-    "in_both": ("in_retrieval", "in_vss"),
+    "in_content": ("in_content",),
+    "in_both": ("in_retrieval", "in_content"),
     "retrieval_log_rank": ("in_retrieval", "retrieval_rank"),
-    "vss_log_rank": ("in_vss", "vss_rank"),
+    "content_log_rank": ("in_content", "content_rank"),
     "retrieval_score": ("in_retrieval", "retrieval_score"),
-    "vss_score": ("in_vss", "vss_score"),
+    "content_score": ("in_content", "content_score"),
     "merged_score": ("merged_score",),
     # movie (Feast movie_features / movie_metadata)
     "log_count": ("movie_rating_count",),
@@ -37,12 +37,12 @@ FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
 
 CANDIDATE_FEATURES: tuple[str, ...] = (
     "in_retrieval",
-    "in_vss",
+    "in_content",
     "in_both",
     "retrieval_log_rank",
-    "vss_log_rank",
+    "content_log_rank",
     "retrieval_score",
-    "vss_score",
+    "content_score",
     "merged_score",
 )
 MOVIE_FEATURES: tuple[str, ...] = (

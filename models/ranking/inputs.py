@@ -2,7 +2,7 @@
 
 `ranker_inputs(spec, user_id, user, movies, candidates)` turns one request's raw values
 (the user's Feast features, the candidates' Feast features, the merged `Candidate` list)
-into the SavedModel's input dict. It is `deployments.ranking_inputs.build_inputs` (what the
+into the SavedModel's input dict. It is `movierec.ranking_inputs.build_inputs` (what the
 Ranking deployment runs) on the `candidate_columns` the Controller computes, so training,
 offline evaluation and serving build every tensor with the same code: no skew is possible.
 
@@ -17,8 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from deployments.candidates import Candidate
-from deployments.ranking_inputs import (
+from models.features.genres import GENRES
+from models.ranking.candidates import SOURCES
+from models.ranking.config import RankerConfig
+from movierec.candidates import Candidate
+from movierec.ranking_inputs import (
     INPUTS_FILE,
     SAVED_MODEL_DIR,
     RankBlock,
@@ -26,9 +29,6 @@ from deployments.ranking_inputs import (
     build_inputs,
     candidate_columns,
 )
-from models.features.genres import GENRES
-from models.ranking.candidates import SOURCES
-from models.ranking.config import RankerConfig
 
 __all__ = [
     "INPUTS_FILE",
@@ -50,9 +50,9 @@ RAW_INPUTS: dict[str, _Entry] = {
     "retrieval_score": ("float32", [], "candidate", 0.0, "two-tower dot product"),
     "retrieval_rank": ("int64", [], "candidate", 0, "1-based rank in the retrieval list"),
     "in_retrieval": ("float32", [], "candidate", 0.0, "1 if retrieval proposed it"),
-    "vss_score": ("float32", [], "candidate", 0.0, "seed-aggregated content cosine"),
-    "vss_rank": ("int64", [], "candidate", 0, "1-based rank in the vector-search list"),
-    "in_vss": ("float32", [], "candidate", 0.0, "1 if vector search proposed it"),
+    "content_score": ("float32", [], "candidate", 0.0, "seed-aggregated content cosine"),
+    "content_rank": ("int64", [], "candidate", 0, "1-based rank in the vector-search list"),
+    "in_content": ("float32", [], "candidate", 0.0, "1 if vector search proposed it"),
     "merged_score": ("float32", [], "candidate", 0.0, "reciprocal-rank-fusion score"),
     "movie_id": ("int64", [], "movie", 0, "the candidate's id"),
     "movie_rating_count": ("int64", [], "movie", 0, "movie_features:movie_rating_count"),
@@ -130,7 +130,7 @@ def inputs_document(config: RankerConfig) -> dict[str, Any]:
 
 
 def input_spec(config: RankerConfig) -> RankerSpec:
-    """The parsed spec (`deployments.ranking_inputs.RankerSpec`) of `inputs_document`."""
+    """The parsed spec (`movierec.ranking_inputs.RankerSpec`) of `inputs_document`."""
     return RankerSpec.from_dict(inputs_document(config))
 
 

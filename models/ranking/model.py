@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from models.ranking.config import RankerConfig
-from models.retrieval._tf import keras, tf, tfrs
+from models.tensorflow_env import keras, tf, tfrs
 
 LABEL = "__label__"
 MASK = "__mask__"
@@ -53,18 +53,18 @@ def derived_features(inputs: Inputs, features: Sequence[str]) -> tf.Tensor:
 
 
 def _derive(name: str, x: Inputs) -> list[tf.Tensor]:
-    if name in ("in_retrieval", "in_vss"):
+    if name in ("in_retrieval", "in_content"):
         return [_f(x[name])]
     if name == "in_both":
-        return [_f(x["in_retrieval"]) * _f(x["in_vss"])]
+        return [_f(x["in_retrieval"]) * _f(x["in_content"])]
     if name == "retrieval_log_rank":
         return [_f(x["in_retrieval"]) * _log1p_pos(x["retrieval_rank"])]
-    if name == "vss_log_rank":
-        return [_f(x["in_vss"]) * _log1p_pos(x["vss_rank"])]
+    if name == "content_log_rank":
+        return [_f(x["in_content"]) * _log1p_pos(x["content_rank"])]
     if name == "retrieval_score":
         return [_f(x["in_retrieval"]) * _f(x["retrieval_score"])]
-    if name == "vss_score":
-        return [_f(x["in_vss"]) * _f(x["vss_score"])]
+    if name == "content_score":
+        return [_f(x["in_content"]) * _f(x["content_score"])]
     if name == "merged_score":
         return [_f(x["merged_score"]) * 60.0]
     if name == "log_count":

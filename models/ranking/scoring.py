@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deployments.candidates import Candidate
-from deployments.ranking_inputs import RankerSpec
 from models.ranking.candidates import candidate_table
 from models.ranking.dataset import InputRows, build_input_rows
+from movierec.candidates import Candidate
+from movierec.ranking_inputs import RankerSpec
 
 Scorer = Callable[[dict[str, np.ndarray]], np.ndarray]
 

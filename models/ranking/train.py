@@ -11,7 +11,7 @@ import numpy as np
 from models.ranking.config import RankerConfig
 from models.ranking.dataset import InputRows
 from models.ranking.model import LABEL, MASK, WEIGHT, RankerEnsemble, RankerNet, RankerTask
-from models.retrieval._tf import configure_threads, keras, tf
+from models.tensorflow_env import configure_threads, keras, tf
 
 _SAMPLE_ROWS = 50_000
 

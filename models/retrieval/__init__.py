@@ -10,7 +10,7 @@ Modules (one concept each):
 * `export`   - `export_retrieval(...)`: SavedModel (top-K signature) + movie embeddings.
 * `serving`  - `load_retriever(...) -> Retriever`, latency measurement.
 
-Importing TensorFlow happens in `models.retrieval._tf`, which sets `TF_USE_LEGACY_KERAS=1`
+Importing TensorFlow happens in `models.tensorflow_env`, which sets `TF_USE_LEGACY_KERAS=1`
 first (TFRS needs Keras 2). The names below are loaded lazily so that `config` and `features`
 stay importable without TensorFlow.
 """

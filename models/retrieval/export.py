@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.retrieval._tf import tf, tfrs
 from models.retrieval.train import TrainResult
+from models.tensorflow_env import tf, tfrs
 
 SAVED_MODEL_DIR = "saved_model"
 MOVIE_EMBEDDINGS_FILE = "movie_embeddings.parquet"

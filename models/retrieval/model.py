@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.retrieval._tf import tf, tfrs
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.towers import MovieTower, UserTower
+from models.tensorflow_env import tf, tfrs
 
 
 class TwoTowerModel(tfrs.Model):

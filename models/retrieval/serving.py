@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from models.retrieval._tf import configure_threads, tf
 from models.retrieval.export import METADATA_FILE, SAVED_MODEL_DIR
+from models.tensorflow_env import configure_threads, tf
 
 _DEFAULTS: dict[str, Any] = {"age": 0, "gender": "", "occupation": "", "zip_code": ""}
 

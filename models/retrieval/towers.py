@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.retrieval._tf import keras, tf
 from models.retrieval.config import RetrievalConfig
+from models.tensorflow_env import keras, tf
 
 AGE_BOUNDARIES = [1.0, 18.0, 25.0, 35.0, 45.0, 50.0, 56.0]
 YEAR_BOUNDARIES = [1.0, *[float(y) for y in range(1920, 2031, 5)]]

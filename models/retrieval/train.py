@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from models.retrieval._tf import configure_threads, tf
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.features import (
     MovieTable,
@@ -20,6 +19,7 @@ from models.retrieval.features import (
 )
 from models.retrieval.model import TwoTowerModel
 from models.retrieval.towers import MovieTower, UserTower
+from models.tensorflow_env import configure_threads, tf
 
 
 @dataclass

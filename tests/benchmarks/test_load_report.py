@@ -108,7 +108,7 @@ def test_targets_not_measured_are_none() -> None:
 def test_markdown_and_plot(tmp_path: Path) -> None:
     serve = [_level(1, 12.0, 20.0, 80.0), _level(16, 60.0, 90.0, 200.0)]
     for lv in serve:
-        lv["replicas"] = {"Controller": 1, "Retrieval": 2, "Features": 1, "VectorSearch": 1}
+        lv["replicas"] = {"Controller": 1, "Retrieval": 2, "Features": 1, "Content": 1}
         lv["replicas"]["Ranking"] = 1
     mono = [_level(1, 8.0, 10.0, 120.0), _level(16, 50.0, 70.0, 300.0)]
     report = {

@@ -93,7 +93,7 @@ def test_load_benchmark_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_p
                     "Controller",
                     "Retrieval",
                     "Features",
-                    "VectorSearch",
+                    "Content",
                     "Ranking",
                 }
                 assert all(n >= 1 for n in lv["replicas"].values())

@@ -20,8 +20,8 @@ import pandas as pd
 import redis
 
 from models.data import MovieLens, load_dataset
-from models.pipeline.layout import ArtifactLayout, Mode
-from models.pipeline.manifest import Manifest
+from movierec.layout import ArtifactLayout, Mode
+from movierec.manifest import Manifest
 
 VARIANT = "ml-100k"
 MODE: Mode = "eval"

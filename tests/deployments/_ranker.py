@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from deployments.ranking_inputs import INPUTS_FILE, SAVED_MODEL_DIR
+from movierec.ranking_inputs import INPUTS_FILE, SAVED_MODEL_DIR
 
 GENRE_DIM = 19
 
@@ -36,7 +36,7 @@ SPEC: dict[str, Any] = {
         {"name": "movie_popularity_pct", "dtype": "float32", "shape": [], "source": "movie"},
         {"name": "movie_rating_count", "dtype": "int64", "shape": [], "source": "movie"},
         {"name": "retrieval_score", "dtype": "float32", "shape": [], "source": "candidate"},
-        {"name": "vss_score", "dtype": "float32", "shape": [], "source": "candidate"},
+        {"name": "content_score", "dtype": "float32", "shape": [], "source": "candidate"},
         {"name": "merged_score", "dtype": "float32", "shape": [], "source": "candidate"},
     ],
 }  # fmt: skip
@@ -54,7 +54,7 @@ def _synthetic(n: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray],
         "movie_popularity_pct": rng.random(n).astype(np.float32),
         "movie_rating_count": rng.integers(0, 500, n).astype(np.int64),
         "retrieval_score": rng.normal(0, 1, n).astype(np.float32),
-        "vss_score": rng.uniform(0, 1, n).astype(np.float32),
+        "content_score": rng.uniform(0, 1, n).astype(np.float32),
         "merged_score": rng.uniform(0, 0.04, n).astype(np.float32),
     }
     label = (
@@ -68,7 +68,7 @@ def _synthetic(n: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray],
 def export_tiny_ranker(ranking_dir: Path, seed: int = 0) -> Path:
     """Builds, fits (a few steps) and exports the tiny ranker into `ranking_dir`."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from models.retrieval._tf import tf
+    from models.tensorflow_env import tf
 
     keras = tf.keras
     keras.utils.set_random_seed(seed)
@@ -94,7 +94,7 @@ def export_tiny_ranker(ranking_dir: Path, seed: int = 0) -> Path:
             "movie_rating_mean",
             "movie_popularity_pct",
             "retrieval_score",
-            "vss_score",
+            "content_score",
             "merged_score",
         )
     ]

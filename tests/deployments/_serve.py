@@ -81,7 +81,7 @@ RELAXED_TIMEOUTS: dict[str, float] = {
     "total": 5.0,
     "retrieval": 1.0,
     "features": 1.0,
-    "vector_search": 1.0,
+    "content": 1.0,
     "candidate_features": 1.0,
     "ranking": 2.0,
     "similar": 2.0,

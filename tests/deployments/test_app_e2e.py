@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from deployments.rules import Item, genre_cap_holds
+from movierec.rules import Item, genre_cap_holds
 from tests.deployments._artifacts import MAX_USER_ID
 from tests.deployments._serve import Served, deploy, serve_tiny_app, with_user_config
 
 pytestmark = pytest.mark.integration
 
-STAGES = ("controller", "retrieval", "features", "vector_search", "ranking")
+STAGES = ("controller", "retrieval", "features", "content", "ranking")
 USERS = list(range(1, 41))
 UNKNOWN_USER = 99_999
 
@@ -91,7 +91,7 @@ def test_many_users_get_k_valid_distinct_unseen_and_diverse_movies(served: Serve
         for item in body["items"]:
             assert item["movie_id"] in catalog.index
             assert item["title"] == catalog.loc[item["movie_id"], "title"]
-            assert item["sources"] and set(item["sources"]) <= {"retrieval", "vss", "popular"}
+            assert item["sources"] and set(item["sources"]) <= {"retrieval", "content", "popular"}
         assert genre_cap_holds(_items(body), cap=3, window=5), (user_id, body["items"][:5])
         assert "ranking;dur=" in response.headers["server-timing"]
 
@@ -219,7 +219,7 @@ def test_failed_stages_degrade_instead_of_failing(served: Served) -> None:
         assert len(ids) == 10 and len(set(ids)) == 10
         assert not set(ids) & seen[user_id]
         sources = {s for i in body["items"] for s in i["sources"]}
-        assert "retrieval" not in sources and sources <= {"vss", "popular"}
+        assert "retrieval" not in sources and sources <= {"content", "popular"}
         assert genre_cap_holds(_items(body), cap=3, window=5)
     deploy(served.config)
     _wait_for(served, lambda h: served.get("/recommendations/3").json()["degraded"] is False)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from deployments.catalog import Catalog
-from deployments.rules import RuleConfig, genre_cap_holds
 from models.pipeline.catalog import popularity
+from movierec.rules import RuleConfig, genre_cap_holds
 
 MOVIES = pd.DataFrame(
     {

@@ -12,14 +12,14 @@ from ray.serve.schema import ServeDeploySchema
 
 from deployments.app import AppArgs
 from deployments.config import (
+    ContentSettings,
     ControllerConfig,
     FeaturesSettings,
     RankingSettings,
     RetrievalSettings,
     ServingContext,
-    VectorSearchSettings,
 )
-from deployments.rules import RuleConfig
+from movierec.rules import RuleConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FILE = ROOT / "serve_config.yaml"
@@ -28,7 +28,7 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "Controller": ControllerConfig,
     "Retrieval": RetrievalSettings,
     "Features": FeaturesSettings,
-    "VectorSearch": VectorSearchSettings,
+    "Content": ContentSettings,
     "Ranking": RankingSettings,
 }
 REQUIRED = (
@@ -122,7 +122,7 @@ def test_serving_context_hides_the_redis_password() -> None:
         redis_url="redis://:s3cret@127.0.0.1:6400/0",  # type: ignore[arg-type]
     )
     assert "s3cret" not in repr(context) and "s3cret" not in str(context.model_dump())
-    assert context.layout.vss_index_alias == "ml_100k_eval_movies"
+    assert context.layout.content_index_alias == "ml_100k_eval_movies"
 
 
 def test_controller_config_defaults_and_validation() -> None:
@@ -137,7 +137,7 @@ def test_controller_config_defaults_and_validation() -> None:
     for bad in (
         {"candidate": {}},  # typo
         {"weights": {"bm25": 1.0}},
-        {"weights": {"vss": -1.0}},
+        {"weights": {"content": -1.0}},
         {"timeouts": {"ranking": 0}},
         {"candidates": {"max_ranked": 0}},
     ):
@@ -150,7 +150,7 @@ def test_stage_settings_reject_out_of_range_values() -> None:
     for model, bad in (
         (RankingSettings, {"max_batch_size": 0}),
         (RankingSettings, {"batch_wait_timeout_s": -1}),
-        (VectorSearchSettings, {"aggregation": "mean"}),
+        (ContentSettings, {"aggregation": "mean"}),
         (FeaturesSettings, {"movie_cache_ttl_s": -1}),
         (RetrievalSettings, {"max_n": 0}),
     ):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from deployments.ranking import BatchStats, LoadedRanker
-from deployments.ranking_inputs import INPUTS_FILE, RankBlock, RankerSpecError, build_inputs
+from movierec.ranking_inputs import INPUTS_FILE, RankBlock, RankerSpecError, build_inputs
 from tests.deployments._ranker import GENRE_DIM, export_tiny_ranker
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tf() -> Any:
-    from models.retrieval._tf import tf
+    from models.tensorflow_env import tf
 
     return tf
 

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 USERS = list(range(1, 61))
 BUDGET_S = 0.150
 REDIS_DOWN = frozenset(
-    (stage, "unavailable") for stage in ("features", "vector_search", "candidate_features")
+    (stage, "unavailable") for stage in ("features", "content", "candidate_features")
 )
 """The fallbacks of a Redis outage (a timeout is the busy machine, not the outage)."""
 MARGIN_S = 0.250
@@ -211,9 +211,7 @@ def test_auth_on_missing_or_wrong_key_401_right_key_200(app: App) -> None:
 
     async def scenario() -> None:
         service = RecommendService(
-            Stages(
-                client("Retrieval"), client("Features"), client("VectorSearch"), client("Ranking")
-            ),
+            Stages(client("Retrieval"), client("Features"), client("Content"), client("Ranking")),
             Catalog.load(app.artifacts.layout.catalog_dir),
             "auth-test",
         )
@@ -401,7 +399,7 @@ def test_redis_killed_then_restarted_from_its_snapshot(app: App) -> None:
     health = app.health()
     assert {n: s["pid"] for n, s in health["stages"].items()} == pids  # no replica restarted
     assert health["stages"]["features"]["detail"]["reconnects"] >= 1
-    assert health["stages"]["vector_search"]["detail"]["reconnects"] >= 1
+    assert health["stages"]["content"]["detail"]["reconnects"] >= 1
 
 
 def test_redis_restarted_empty_is_degraded_until_reloaded(app: App) -> None:
@@ -411,7 +409,7 @@ def test_redis_restarted_empty_is_degraded_until_reloaded(app: App) -> None:
     from tests.deployments._artifacts import _load_redis
 
     manifest_dir = app.artifacts.layout.root
-    from models.pipeline.manifest import Manifest
+    from movierec.manifest import Manifest
 
     manifest = Manifest.load(manifest_dir)
     assert manifest is not None
@@ -460,8 +458,8 @@ def test_slow_ranking_answers_within_budget_with_the_ranking_fallback(app: App) 
 @pytest.mark.parametrize(
     ("deployment", "faults", "stage", "sources"),
     [
-        ("Retrieval", {"error_rate": 1.0}, "retrieval", {"vss", "popular"}),
-        ("VectorSearch", {"error_rate": 1.0}, "vector_search", {"retrieval", "popular"}),
+        ("Retrieval", {"error_rate": 1.0}, "retrieval", {"content", "popular"}),
+        ("Content", {"error_rate": 1.0}, "content", {"retrieval", "popular"}),
         ("Features", {"error_rate": 1.0, "methods": ["movies"]}, "candidate_features", None),
         ("Features", {"error_rate": 1.0, "methods": ["user"]}, "features", {"popular"}),
     ],

@@ -264,7 +264,9 @@ def test_counts_match_the_traffic(monitored: Monitored) -> None:
 def test_labels_stay_in_their_vocabularies(monitored: Monitored) -> None:
     url = monitored.prometheus
     stages = {s["metric"]["stage"] for s in query(url, "movierec_stage_latency_seconds_count")}
-    assert {"retrieval", "vss", "features", "ranking", "rules", "total"} <= stages <= set(STAGES)
+    assert (
+        {"retrieval", "content", "features", "ranking", "rules", "total"} <= stages <= set(STAGES)
+    )
     fallbacks = query(url, "movierec_fallbacks_total")
     assert {(s["metric"]["stage"], s["metric"]["reason"]) for s in fallbacks} >= {
         ("retrieval", "timeout"),

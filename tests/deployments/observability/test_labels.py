@@ -46,17 +46,17 @@ def test_controller_reasons_map_to_a_bounded_category(reason: str, label: str) -
 
 
 def test_stage_names_map_onto_the_stage_vocabulary() -> None:
-    assert stage_label("vector_search") == "vss"
+    assert stage_label("content") == "content"
     for stage in ("retrieval", "features", "candidate_features", "ranking", "rules", "total"):
         assert stage_label(stage) == stage
     assert stage_label("user 42") == OTHER
-    assert {stage_label(s) for s in ("a", "b", "vss", "total")} <= set(STAGES)
+    assert {stage_label(s) for s in ("a", "b", "content", "total")} <= set(STAGES)
 
 
 def test_sources_outside_the_vocabulary_are_other() -> None:
-    assert [source_label(s) for s in ("retrieval", "vss", "popular")] == [
+    assert [source_label(s) for s in ("retrieval", "content", "popular")] == [
         "retrieval",
-        "vss",
+        "content",
         "popular",
     ]
     assert source_label("a new source") == OTHER

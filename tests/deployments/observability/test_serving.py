@@ -54,30 +54,30 @@ def test_popularity_percentiles() -> None:
 
 def test_stage_latencies_and_fallbacks_get_bounded_labels(setup: Setup) -> None:
     metrics, registry, _ = setup
-    metrics.stage("vector_search", 0.004)
+    metrics.stage("content", 0.004)
     metrics.stage("total", 0.030)
     metrics.stage("a stage nobody declared", 0.001)
     metrics.fallback("ranking", "timeout after 1 s")
-    metrics.fallback("vector_search", "skipped: no seeds without the user's features")
+    metrics.fallback("content", "skipped: no seeds without the user's features")
     metrics.fallback("retrieval", "error (ConnectionError)")
     name = "movierec_stage_latency_seconds"
-    assert _value(registry, f"{name}_count", stage="vss") == 1
+    assert _value(registry, f"{name}_count", stage="content") == 1
     assert _value(registry, f"{name}_sum", stage="total") == pytest.approx(0.030)
     assert _value(registry, f"{name}_bucket", stage="total", le="0.03") == 1
     assert _value(registry, f"{name}_bucket", stage="total", le="0.02") == 0
     assert _value(registry, f"{name}_count", stage="other") == 1
     fallbacks = "movierec_fallbacks_total"
     assert _value(registry, fallbacks, stage="ranking", reason="timeout") == 1
-    assert _value(registry, fallbacks, stage="vss", reason="skipped") == 1
+    assert _value(registry, fallbacks, stage="content", reason="skipped") == 1
     assert _value(registry, fallbacks, stage="retrieval", reason="error") == 1
 
 
 def test_candidate_counts_and_source_overlap(setup: Setup) -> None:
     metrics, registry, _ = setup
-    metrics.candidates({"retrieval": 6, "vss": 4, "popular": 0}, merged=8, overlap=2)
+    metrics.candidates({"retrieval": 6, "content": 4, "popular": 0}, merged=8, overlap=2)
     name = "movierec_source_candidates"
     assert _value(registry, f"{name}_sum", source="retrieval") == 6
-    assert _value(registry, f"{name}_sum", source="vss") == 4
+    assert _value(registry, f"{name}_sum", source="content") == 4
     assert _value(registry, f"{name}_bucket", source="popular", le="0.5") == 1  # a zero
     overlap = "movierec_source_overlap_ratio"
     assert _value(registry, f"{overlap}_sum") == pytest.approx(2 / 8)
@@ -139,8 +139,8 @@ def test_score_sample_keeps_the_order_statistics() -> None:
 def test_observe_records_a_whole_request_from_its_trace(setup: Setup) -> None:
     metrics, registry, _ = setup
     trace = RequestTrace()
-    trace.timings.update({"retrieval": 3.0, "vector_search": 2.0, "ranking": 5.0, "rules": 0.1})
-    trace.fail("vector_search", "timeout")
+    trace.timings.update({"retrieval": 3.0, "content": 2.0, "ranking": 5.0, "rules": 0.1})
+    trace.fail("content", "timeout")
     trace.candidates, trace.merged, trace.overlap = {"retrieval": 5, "popular": 3}, 7, 1
     trace.ranked_scores = [0.2, 0.7]
     items = [
@@ -153,10 +153,10 @@ def test_observe_records_a_whole_request_from_its_trace(setup: Setup) -> None:
     metrics.observe(trace, response)
     latency = "movierec_stage_latency_seconds"
     assert _value(registry, f"{latency}_sum", stage="retrieval") == pytest.approx(0.003)
-    assert _value(registry, f"{latency}_sum", stage="vss") == pytest.approx(0.002)
+    assert _value(registry, f"{latency}_sum", stage="content") == pytest.approx(0.002)
     assert _value(registry, f"{latency}_sum", stage="rules") == pytest.approx(0.0001)
     assert _value(registry, f"{latency}_count", stage="total") == 1
-    assert _value(registry, "movierec_fallbacks_total", stage="vss", reason="timeout") == 1
+    assert _value(registry, "movierec_fallbacks_total", stage="content", reason="timeout") == 1
     assert _value(registry, "movierec_degraded_requests_total") == 1
     assert _value(registry, "movierec_cold_starts_total") == 0
     assert _value(registry, "movierec_source_overlap_ratio_sum") == pytest.approx(1 / 7)

@@ -8,7 +8,7 @@ import pytest
 from models.content.client import VectorSearchClient
 from models.content.embeddings import embedding_matrix
 from models.content.exact import ExactIndex
-from models.content.offline import SeedPolicy, exact_recommendations, vss_recommendations
+from models.content.offline import SeedPolicy, content_recommendations, exact_recommendations
 from models.data import stratified_split
 from models.data.schema import MovieLens
 
@@ -58,7 +58,7 @@ def test_filtered_neighbours_on_real_data(
         assert hit.title == row["title"]
 
 
-def test_offline_vss_recommender_matches_exact_search(
+def test_offline_content_recommender_matches_exact_search(
     ml100k_index: VectorSearchClient, ml100k: MovieLens, ml100k_embeddings: pd.DataFrame
 ) -> None:
     train, _ = stratified_split(ml100k.ratings, ratio=0.75, seed=42)
@@ -66,7 +66,7 @@ def test_offline_vss_recommender_matches_exact_search(
     train = train[train["user_id"].isin(users)]
     policy = SeedPolicy(n_seeds=5)
 
-    served = vss_recommendations(ml100k_index, train, 10, policy=policy, batch_users=64)
+    served = content_recommendations(ml100k_index, train, 10, policy=policy, batch_users=64)
     reference = exact_recommendations(
         ExactIndex(*embedding_matrix(ml100k_embeddings)), train, 10, policy=policy
     )

@@ -29,10 +29,10 @@ from models.evaluation.report import (
     write_report,
 )
 from models.features import build_feature_tables, write_sources
-from models.pipeline.layout import ArtifactLayout
-from models.pipeline.manifest import Manifest, StepRecord
 from models.ranking.build import build_ranker
 from models.ranking.config import CandidateConfig, RankerConfig
+from movierec.layout import ArtifactLayout
+from movierec.manifest import Manifest, StepRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -40,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 METRICS = {"precision@10", "recall@10", "ndcg@10", "map@10"}
 RETRIEVAL = {"epochs": 1, "embedding_dim": 8, "id_embedding_dim": 8, "batch_size": 256}
 RANKER = RankerConfig(
-    candidates=CandidateConfig(retrieval_n=30, vss_n=10, n_seeds=3, max_ranked=40),
+    candidates=CandidateConfig(retrieval_n=30, content_n=10, n_seeds=3, max_ranked=40),
     retrieval=RETRIEVAL,
     hidden_dims=(8,),
     epochs=1,
@@ -130,9 +130,9 @@ def test_report_has_every_key_and_the_plot(
         assert all(0.0 <= v <= 1.0 for v in loaded["systems"][name].values())
     assert 0.0 <= loaded["candidate_recall@40"] <= 1.0
     assert loaded["systems"]["retrieval"]["ndcg@10"] > 0.0
-    assert loaded["systems"]["vss"]["ndcg@10"] >= 0.0
+    assert loaded["systems"]["content"]["ndcg@10"] >= 0.0
     assert {"BPR", "BiVAE", "SAR", "LightGCN", "popularity"} <= set(loaded["anchors"]["systems"])
-    assert set(loaded["timings"]["eval_seconds"]) >= {"retrieval", "vss", "ranking"}
+    assert set(loaded["timings"]["eval_seconds"]) >= {"retrieval", "content", "ranking"}
     assert set(loaded["served_with_rules"]) == METRICS
     assert png_path.exists() and png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "results" / QUALITY_PNG).stat().st_size > 10_000

@@ -14,9 +14,9 @@ from models.content.index import resolve_alias
 from models.data import MovieLens
 from models.features import OnlineFeatures
 from models.pipeline.build import BuildOptions, build
-from models.pipeline.layout import ArtifactLayout
-from models.pipeline.load import load_all, vss_index_config
-from models.pipeline.manifest import Manifest
+from models.pipeline.load import content_index_config, load_all
+from movierec.layout import ArtifactLayout
+from movierec.manifest import Manifest
 from movierec.settings import get_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -50,9 +50,9 @@ def test_build_load_and_rebuild_skips_unchanged_steps(
     test_rows = manifest.steps["splits"].metrics["test_rows"]
     assert train_rows + test_rows == len(small_movielens.ratings)
 
-    assert load_all(layout, manifest) == {"vss_index": "loaded", "features": "loaded"}
+    assert load_all(layout, manifest) == {"content_index": "loaded", "features": "loaded"}
     client = redis.Redis.from_url(redis_env)
-    assert resolve_alias(client, vss_index_config(layout).alias) is not None
+    assert resolve_alias(client, content_index_config(layout).alias) is not None
     online = OnlineFeatures.open(
         redis_env, layout.features_dir / "registry.db", project=layout.feast_project
     )
@@ -64,7 +64,7 @@ def test_build_load_and_rebuild_skips_unchanged_steps(
     again = build(options, small_movielens, on_step=lambda n, s: statuses.append((n, s)))
     assert {status for _, status in statuses} == {"skipped"}
     assert again.data_hash == manifest.data_hash
-    assert load_all(layout, again) == {"vss_index": "unchanged", "features": "unchanged"}
+    assert load_all(layout, again) == {"content_index": "unchanged", "features": "unchanged"}
 
 
 def test_corrupt_ratings_fail_clearly_and_keep_previous_artifacts(

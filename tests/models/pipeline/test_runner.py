@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from models.pipeline.manifest import Manifest
 from models.pipeline.runner import PipelineError, Step, StepContext, StepOutput, run_steps
+from movierec.manifest import Manifest
 
 
 def _writer(name: str, text: str, calls: list[str]) -> Step:

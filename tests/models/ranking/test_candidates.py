@@ -6,18 +6,18 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from deployments.config import SOURCES as CONTROLLER_SOURCES
 from models.features import build_feature_tables
 from models.ranking.candidates import (
     SOURCES,
     build_candidates,
     candidate_table,
+    content_lists,
     liked_seeds,
     ranked_ids,
     retrieval_lists,
-    vss_lists,
 )
 from models.ranking.config import CandidateConfig
+from movierec.stages import SOURCES as CONTROLLER_SOURCES
 
 DAY = 86_400
 
@@ -82,12 +82,13 @@ def test_build_candidates_merges_filters_and_cuts() -> None:
     table = pd.DataFrame(
         {"user_id": [1, 1, 2], "rank": [1, 2, 1], "movie_id": [9, 6, 1], "score": [0.9, 0.8, 0.7]}
     )
-    vss = vss_lists(table)
-    config = CandidateConfig(retrieval_n=4, vss_n=2, max_ranked=3, vss_weight=0.5)
-    out = build_candidates(users, retrieval, vss, seen, config)
-    # user 1: 6 (retrieval 1, vss 2 at half weight), 7 (retrieval 2), 9 (vss 1 at half weight)
+    content = content_lists(table)
+    config = CandidateConfig(retrieval_n=4, content_n=2, max_ranked=3, content_weight=0.5)
+    out = build_candidates(users, retrieval, content, seen, config)
+    # user 1: 6 (retrieval 1, content 2 at half weight), 7 (retrieval 2),
+    # 9 (content 1 at half weight)
     assert ranked_ids(out)[1] == [6, 7, 8]
-    assert out[1][0].source_ranks == {"retrieval": 1, "vss": 2}
+    assert out[1][0].source_ranks == {"retrieval": 1, "content": 2}
     assert len(out[2]) == 3
     long = candidate_table(out)
     assert long.columns.tolist() == ["user_id", "movie_id", "position"]

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deployments.ranking_inputs import INPUTS_FILE, SAVED_MODEL_DIR, RankerSpec
 from models.content.embeddings import write_embeddings
 from models.data import load_dataset, stratified_split
 from models.data.schema import MovieLens
@@ -27,19 +26,20 @@ from models.ranking.config import CandidateConfig, RankerConfig
 from models.ranking.dataset import build_input_rows
 from models.ranking.export import load_ranker
 from models.ranking.inputs import input_spec
+from movierec.ranking_inputs import INPUTS_FILE, SAVED_MODEL_DIR, RankerSpec
 
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TINY = RankerConfig(
-    candidates=CandidateConfig(retrieval_n=30, vss_n=10, n_seeds=3, max_ranked=40),
+    candidates=CandidateConfig(retrieval_n=30, content_n=10, n_seeds=3, max_ranked=40),
     retrieval={"epochs": 1, "embedding_dim": 8, "id_embedding_dim": 8, "batch_size": 256},
     features=(
         "in_retrieval",
-        "in_vss",
+        "in_content",
         "retrieval_log_rank",
         "retrieval_score",
-        "vss_score",
+        "content_score",
         "merged_score",
         "log_count",
         "popularity_pct",

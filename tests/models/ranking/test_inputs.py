@@ -8,17 +8,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deployments.candidates import RRF_K, merge_candidates
-from deployments.ranking_inputs import RankerSpec
 from models.features.genres import GENRES
 from models.ranking.config import RankerConfig
 from models.ranking.inputs import input_spec, inputs_document, ranker_inputs, required_inputs
+from movierec.candidates import RRF_K, merge_candidates
+from movierec.ranking_inputs import RankerSpec
 
 FEATURES = (
     "in_retrieval",
     "retrieval_log_rank",
     "retrieval_score",
-    "vss_score",
+    "content_score",
     "log_count",
     "rating_mean",
     "genres",
@@ -38,8 +38,8 @@ def test_document_lists_the_inputs_the_features_read_in_catalog_order() -> None:
         "retrieval_score",
         "retrieval_rank",
         "in_retrieval",
-        "vss_score",
-        "in_vss",
+        "content_score",
+        "in_content",
         "movie_rating_count",
         "movie_rating_mean",
         "movie_genre_vector",
@@ -70,7 +70,7 @@ def test_ranker_inputs_by_hand() -> None:
     # Retrieval proposes 10 then 20; vector search 30 then 10. RRF (k=60):
     #   10: 1/61 + 1/62,  30: 1/61,  20: 1/62   ->  order 10, 30, 20.
     candidates = merge_candidates(
-        {"retrieval": [(10, 2.5), (20, 1.5)], "vss": [(30, 0.9), (10, 0.8)]}
+        {"retrieval": [(10, 2.5), (20, 1.5)], "content": [(30, 0.9), (10, 0.8)]}
     )
     assert [c.movie_id for c in candidates] == [10, 30, 20]
     assert math.isclose(candidates[0].merged_score, 1 / (RRF_K + 1) + 1 / (RRF_K + 2))
@@ -89,8 +89,10 @@ def test_ranker_inputs_by_hand() -> None:
     )
     np.testing.assert_array_equal(arrays["retrieval_rank"], np.array([1, 0, 2], dtype=np.int64))
     np.testing.assert_array_equal(arrays["in_retrieval"], np.array([1, 0, 1], dtype=np.float32))
-    np.testing.assert_array_equal(arrays["vss_score"], np.array([0.8, 0.9, 0.0], dtype=np.float32))
-    np.testing.assert_array_equal(arrays["in_vss"], np.array([1, 1, 0], dtype=np.float32))
+    np.testing.assert_array_equal(
+        arrays["content_score"], np.array([0.8, 0.9, 0.0], dtype=np.float32)
+    )
+    np.testing.assert_array_equal(arrays["in_content"], np.array([1, 1, 0], dtype=np.float32))
     np.testing.assert_array_equal(arrays["movie_rating_count"], np.array([5, 0, 7], dtype=np.int64))
     np.testing.assert_array_equal(
         arrays["movie_rating_mean"], np.array([4.0, 3.5, 3.0], dtype=np.float32)

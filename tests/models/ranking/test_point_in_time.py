@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deployments.candidates import merge_candidates
 from models.features import build_feature_tables, write_sources
 from models.ranking.build import fit_part_feature_sources
 from models.ranking.config import RankerConfig
 from models.ranking.dataset import build_input_rows, labeled_rows
 from models.ranking.features import offline_store, point_in_time_features
 from models.ranking.inputs import input_spec
+from movierec.candidates import merge_candidates
 
 DAY = 86_400
 WEEK = 7 * DAY

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.retrieval._tf import tf
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.features import build_movie_table, build_user_table
 from models.retrieval.model import TwoTowerModel
 from models.retrieval.towers import MovieTower, UserTower
 from models.retrieval.train import training_examples
+from models.tensorflow_env import tf
 from tests.models.retrieval.synthetic import make_dataset
 
 

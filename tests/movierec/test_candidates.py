@@ -1,16 +1,16 @@
-from deployments.candidates import RRF_K, merge_candidates
+from movierec.candidates import RRF_K, merge_candidates
 
 
 def test_merge_dedupes_and_remembers_every_source() -> None:
     merged = merge_candidates(
-        {"retrieval": [(10, 3.0), (20, 2.0), (30, 1.0)], "vss": [(20, 0.9), (40, 0.8)]}
+        {"retrieval": [(10, 3.0), (20, 2.0), (30, 1.0)], "content": [(20, 0.9), (40, 0.8)]}
     )
     by_id = {c.movie_id: c for c in merged}
     assert sorted(by_id) == [10, 20, 30, 40]
-    assert by_id[20].sources == ["retrieval", "vss"]
-    assert by_id[20].source_scores == {"retrieval": 2.0, "vss": 0.9}
-    assert by_id[20].source_ranks == {"retrieval": 2, "vss": 1}
-    assert by_id[40].sources == ["vss"]
+    assert by_id[20].sources == ["retrieval", "content"]
+    assert by_id[20].source_scores == {"retrieval": 2.0, "content": 0.9}
+    assert by_id[20].source_ranks == {"retrieval": 2, "content": 1}
+    assert by_id[40].sources == ["content"]
 
 
 def test_merged_score_is_reciprocal_rank_fusion_by_hand() -> None:

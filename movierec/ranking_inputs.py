@@ -32,7 +32,7 @@ Per input:
     - `candidate`: a value the Controller computes per candidate: `merged_score` (the
       reciprocal-rank-fusion score), `<source>_score` (that source's own score),
       `<source>_rank` (1-based rank in that source's list) and `in_<source>` (1 if that
-      source proposed the movie), for source in retrieval, vss, popular.
+      source proposed the movie), for source in retrieval, content, popular.
 * `feature`: the feature to read, when it differs from `name` (optional).
 * `default`: the value of a missing or null feature (optional; 0, or "" for strings);
   a scalar is broadcast to vector inputs.

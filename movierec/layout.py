@@ -82,7 +82,7 @@ class ArtifactLayout:
         return f"movierec:{self.namespace}:features_version"
 
     @property
-    def vss_index_alias(self) -> str:
+    def content_index_alias(self) -> str:
         """The RediSearch alias that always points at the live content index."""
         return f"{self.namespace}_movies"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from deployments.rules import (
+from movierec.rules import (
     FilterReport,
     Item,
     RuleConfig,

@@ -1,4 +1,4 @@
-"""VectorSearch deployment: Redis KNN over the MiniLM content embeddings.
+"""Content deployment: Redis KNN over the MiniLM content embeddings.
 
 Two queries, both through the async content client (`models.content.AsyncVectorSearchClient`,
 one connection pool per replica) on the live index alias of the artifacts tree:
@@ -25,7 +25,7 @@ from deployments.common import (
     describe,
     health_payload,
 )
-from deployments.config import ServingContext, VectorSearchSettings
+from deployments.config import ContentSettings, ServingContext
 from deployments.faults import FaultInjector
 from models.content import AsyncVectorSearchClient, MovieNotFoundError
 
@@ -38,20 +38,20 @@ logger = logging.getLogger(__name__)
     health_check_period_s=10,
     health_check_timeout_s=30,
 )
-class VectorSearch:
+class Content:
     """Content-based candidates and item-to-item neighbours from the Redis HNSW index."""
 
     def __init__(self, context: ServingContext) -> None:
         """Connects lazily: a missing Redis or index makes the stage unavailable, not the
         replica crash (the next call retries)."""
         self._context = context
-        self._alias = context.layout.vss_index_alias
-        self._settings = VectorSearchSettings()
+        self._alias = context.layout.content_index_alias
+        self._settings = ContentSettings()
         self._client: LazyResource[AsyncVectorSearchClient] = LazyResource(
             self._connect, "vector search", close=_close
         )
-        self._faults = FaultInjector("vector_search")
-        self._replica_health = ReplicaHealth("vector_search")
+        self._faults = FaultInjector("content")
+        self._replica_health = ReplicaHealth("content")
 
     async def _connect(self) -> AsyncVectorSearchClient:
         """A client on the current Redis (the URL is resolved again at every (re)connect);
@@ -72,9 +72,9 @@ class VectorSearch:
         return client
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
-        """Applies the `user_config` (`VectorSearchSettings`); at replica start it also
+        """Applies the `user_config` (`ContentSettings`); at replica start it also
         connects (on the replica's event loop), so the first request is not slow."""
-        settings = VectorSearchSettings.model_validate(config or {})
+        settings = ContentSettings.model_validate(config or {})
         self._faults.configure(settings.faults)
         self._settings = settings
         client = self._client.current

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deployments.ranking_inputs import (
+from movierec.ranking_inputs import (
     RankBlock,
     RankerSpec,
     RankerSpecError,
@@ -32,7 +32,7 @@ SPEC: dict[str, Any] = {
          "feature": "movie_rating_mean", "default": 3.5},
         {"name": "mid", "dtype": "int64", "shape": [], "source": "movie", "feature": "movie_id"},
         {"name": "retrieval_score", "dtype": "float32", "shape": [], "source": "candidate"},
-        {"name": "in_vss", "dtype": "float32", "shape": [], "source": "candidate"},
+        {"name": "in_content", "dtype": "float32", "shape": [], "source": "candidate"},
     ]
 }  # fmt: skip
 
@@ -47,10 +47,10 @@ def _block(n: int = 3) -> RankBlock:
             "movie_rating_mean": [4.0, None, float("nan")][:n],
         },
         candidates=candidate_columns(
-            [{"retrieval": 1.5}, {"vss": 0.9}, {"retrieval": 0.5, "vss": 0.8}][:n],
-            [{"retrieval": 1}, {"vss": 1}, {"retrieval": 2, "vss": 2}][:n],
+            [{"retrieval": 1.5}, {"content": 0.9}, {"retrieval": 0.5, "content": 0.8}][:n],
+            [{"retrieval": 1}, {"content": 1}, {"retrieval": 2, "content": 2}][:n],
             [0.03, 0.02, 0.01][:n],
-            ("retrieval", "vss", "popular"),
+            ("retrieval", "content", "popular"),
         ),
     )
 
@@ -107,7 +107,7 @@ def test_build_inputs_shapes_dtypes_and_defaults() -> None:
     np.testing.assert_allclose(arrays["mean"], [4.0, 3.5, 3.5])  # None and NaN -> default
     assert arrays["mid"].tolist() == [10, 11, 12]
     np.testing.assert_allclose(arrays["retrieval_score"], [1.5, 0.0, 0.5])
-    np.testing.assert_allclose(arrays["in_vss"], [0.0, 1.0, 1.0])
+    np.testing.assert_allclose(arrays["in_content"], [0.0, 1.0, 1.0])
 
 
 def test_build_inputs_fast_path_and_wrong_lengths() -> None:
@@ -126,14 +126,14 @@ def test_build_inputs_fast_path_and_wrong_lengths() -> None:
 
 def test_candidate_columns() -> None:
     columns = candidate_columns(
-        [{"retrieval": 2.0}, {"vss": 0.5}],
-        [{"retrieval": 1}, {"vss": 3}],
+        [{"retrieval": 2.0}, {"content": 0.5}],
+        [{"retrieval": 1}, {"content": 3}],
         [0.1, 0.2],
-        ("retrieval", "vss"),
+        ("retrieval", "content"),
     )
     assert columns["merged_score"] == [0.1, 0.2]
     assert columns["retrieval_score"] == [2.0, None]
-    assert columns["vss_rank"] == [None, 3]
+    assert columns["content_rank"] == [None, 3]
     assert columns["in_retrieval"] == [1.0, 0.0]
 
 
