@@ -45,7 +45,6 @@ from deployments.budget import Budget
 from deployments.catalog import Catalog
 from deployments.common import describe, public_reason
 from deployments.config import ControllerConfig, ServingContext
-from deployments.features import MovieFeatureCache
 from deployments.schemas import (
     Fallback,
     FallbackReason,
@@ -58,6 +57,7 @@ from deployments.schemas import (
     overall_status,
 )
 from deployments.stage_client import StageClient, Stages
+from models.features.cache import MovieFeatureCache
 from movierec.candidates import Candidate, merge_candidates
 from movierec.manifest import Manifest
 from movierec.ranking_inputs import RankBlock, candidate_columns

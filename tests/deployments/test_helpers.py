@@ -22,9 +22,9 @@ from deployments.common import (
     probe_model,
     public_reason,
 )
-from deployments.features import MovieFeatureCache
 from deployments.retrieval import UserSideFeatures
 from deployments.service import RequestTrace
+from models.features.cache import MovieFeatureCache
 
 
 def test_unhandled_errors_become_json_500_without_traceback() -> None:

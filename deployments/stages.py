@@ -1,0 +1,189 @@
+"""The typed interface of each stage, and its implementation over Ray Serve handles.
+
+One `Protocol` per stage. The Controller's flow (`deployments.service`) only sees these
+types, so the same flow runs over Serve handles (the app: `handles_for`) and in process (the
+single-process baseline of the benchmarks passes the stage objects themselves: each
+deployment class implements its Protocol). No method names travel as strings.
+
+Every method is a coroutine; stage calls are unary. A Ray task error is unwrapped to the
+exception the stage raised, and cancelling the caller (its deadline passed) cancels the call,
+which frees the replica's slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
+
+from movierec.payloads import CandidateFilter, RankQuery, ScoredMovies, UserProfile
+
+T = TypeVar("T")
+
+HealthPayload = dict[str, Any]
+"""What a stage's `health()` answers: {"status", "pid", "detail"} (`StageHealth`)."""
+
+
+class RetrievalStage(Protocol):
+    """Two-tower retrieval over the whole catalog."""
+
+    async def candidates(self, user_id: int, n: int) -> ScoredMovies:
+        """The user's top-`n` movies by model score, best first (seen ones included)."""
+        ...
+
+    async def health(self) -> HealthPayload:
+        """Cheap status of the replica (no model call)."""
+        ...
+
+
+class ContentStage(Protocol):
+    """Content vectors: Redis KNN over the movies' text embeddings."""
+
+    async def candidates(self, user_id: int, n: int, allowed: CandidateFilter) -> ScoredMovies:
+        """Up to `n` unseen movies nearest to the user's liked movies (read by the stage
+        itself from the online store); empty for a user without likes."""
+        ...
+
+    async def similar(self, movie_id: int, k: int) -> ScoredMovies | None:
+        """A movie's `k` nearest neighbours (itself excluded); None if it is not indexed."""
+        ...
+
+    async def health(self) -> HealthPayload:
+        """Redis answers and the index exists."""
+        ...
+
+
+class FeaturesStage(Protocol):
+    """The user's online features (Feast, Redis)."""
+
+    async def user(self, user_id: int) -> UserProfile | None:
+        """The user's features, liked and seen movies; None for a user the store does not
+        know (cold start)."""
+        ...
+
+    async def health(self) -> HealthPayload:
+        """The store answers a one-user read."""
+        ...
+
+
+class RankingStage(Protocol):
+    """The ranker: scores one request's candidates (reading their movie features itself)."""
+
+    async def rank(self, query: RankQuery) -> np.ndarray:
+        """[N] float32 scores aligned with `query.movie_ids`."""
+        ...
+
+    async def health(self) -> HealthPayload:
+        """The ranker is loaded; batching statistics."""
+        ...
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The four stages the Controller composes."""
+
+    retrieval: RetrievalStage
+    content: ContentStage
+    features: FeaturesStage
+    ranking: RankingStage
+
+    def health_checks(self) -> dict[str, HealthProbe]:
+        """Stage name -> its health call, in a fixed order."""
+        return {
+            "retrieval": self.retrieval.health,
+            "content": self.content.health,
+            "features": self.features.health,
+            "ranking": self.ranking.health,
+        }
+
+
+class HealthProbe(Protocol):
+    """A stage's bound `health` method."""
+
+    async def __call__(self) -> HealthPayload: ...
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The user exception inside a Ray task error (the exception itself otherwise)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+async def _answer(response: Any) -> Any:
+    """Awaits one unary handle call; cancelling cancels it, a task error becomes its cause.
+
+    Raises:
+        TypeError: The method streams (stage calls must be unary).
+    """
+    if not isinstance(response, DeploymentResponse):
+        raise TypeError("stage calls must be unary")
+    try:
+        return await response
+    except asyncio.CancelledError:
+        response.cancel()  # e.g. the deadline passed: free the replica's slot
+        raise
+    except Exception as exc:
+        raise _cause(exc) from None
+
+
+class _Handle:
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def health(self) -> HealthPayload:
+        result: HealthPayload = await _answer(self._handle.health.remote())
+        return result
+
+
+class RetrievalHandle(_Handle):
+    """`RetrievalStage` over the Retrieval deployment's handle."""
+
+    async def candidates(self, user_id: int, n: int) -> ScoredMovies:
+        result: ScoredMovies = await _answer(self._handle.candidates.remote(user_id, n))
+        return result
+
+
+class ContentHandle(_Handle):
+    """`ContentStage` over the Content deployment's handle."""
+
+    async def candidates(self, user_id: int, n: int, allowed: CandidateFilter) -> ScoredMovies:
+        result: ScoredMovies = await _answer(self._handle.candidates.remote(user_id, n, allowed))
+        return result
+
+    async def similar(self, movie_id: int, k: int) -> ScoredMovies | None:
+        result: ScoredMovies | None = await _answer(self._handle.similar.remote(movie_id, k))
+        return result
+
+
+class FeaturesHandle(_Handle):
+    """`FeaturesStage` over the Features deployment's handle."""
+
+    async def user(self, user_id: int) -> UserProfile | None:
+        result: UserProfile | None = await _answer(self._handle.user.remote(user_id))
+        return result
+
+
+class RankingHandle(_Handle):
+    """`RankingStage` over the Ranking deployment's handle."""
+
+    async def rank(self, query: RankQuery) -> np.ndarray:
+        result: np.ndarray = await _answer(self._handle.rank.remote(query))
+        return result
+
+
+def handles_for(
+    retrieval: DeploymentHandle,
+    content: DeploymentHandle,
+    features: DeploymentHandle,
+    ranking: DeploymentHandle,
+) -> Stages:
+    """The stages behind the other deployments' handles (the Controller's wiring)."""
+    return Stages(
+        retrieval=RetrievalHandle(retrieval),
+        content=ContentHandle(content),
+        features=FeaturesHandle(features),
+        ranking=RankingHandle(ranking),
+    )
