@@ -8,7 +8,8 @@ Modules (one concept each):
 * `model`    - `TwoTowerModel` (the `tfrs.tasks.Retrieval` loss).
 * `train`    - `train_retrieval(...) -> TrainResult`.
 * `export`   - `export_retrieval(...)`: SavedModel (top-K signature) + movie embeddings.
-* `serving`  - `load_retriever(...) -> Retriever`, latency measurement.
+* `runtime`  - `RetrievalRuntime` (the served model: SavedModel + user side features),
+  `load_retriever(...) -> Retriever`, latency measurement.
 
 Importing TensorFlow happens in `models.tensorflow_env`, which sets `TF_USE_LEGACY_KERAS=1`
 first (TFRS needs Keras 2). The names below are loaded lazily so that `config` and `features`
@@ -25,9 +26,11 @@ _EXPORTS = {
     "TrainResult": "models.retrieval.train",
     "train_retrieval": "models.retrieval.train",
     "export_retrieval": "models.retrieval.export",
-    "Retriever": "models.retrieval.serving",
-    "load_retriever": "models.retrieval.serving",
-    "measure_latency": "models.retrieval.serving",
+    "RetrievalRuntime": "models.retrieval.runtime",
+    "Retriever": "models.retrieval.runtime",
+    "UserSideFeatures": "models.retrieval.runtime",
+    "load_retriever": "models.retrieval.runtime",
+    "measure_latency": "models.retrieval.runtime",
 }
 
 __all__ = sorted(_EXPORTS)

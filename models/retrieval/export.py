@@ -18,12 +18,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models.retrieval.runtime import METADATA_FILE, SAVED_MODEL_DIR
 from models.retrieval.train import TrainResult
 from models.tensorflow_env import tf, tfrs
 
-SAVED_MODEL_DIR = "saved_model"
 MOVIE_EMBEDDINGS_FILE = "movie_embeddings.parquet"
-METADATA_FILE = "metadata.json"
 DEFAULT_K = 500
 
 _STRING_FEATURES = ("gender", "occupation", "zip_code")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import pandas as pd
 import pytest
 import redis
 from fastapi import FastAPI
@@ -22,7 +20,6 @@ from deployments.common import (
     probe_model,
     public_reason,
 )
-from deployments.retrieval import UserSideFeatures
 from deployments.service import RequestTrace
 from models.features.cache import MovieFeatureCache
 
@@ -185,29 +182,3 @@ def test_movie_feature_cache_expires_and_evicts() -> None:
     cache.resize(0.0, 10)  # disabled: cleared, stores nothing
     cache.put_many({4: {}}, now=0.0)
     assert len(cache) == 0
-
-
-def test_user_side_features_prefer_the_retrieval_export(tmp_path: Path) -> None:
-    retrieval, features = tmp_path / "retrieval", tmp_path / "features"
-    retrieval.mkdir()
-    features.mkdir()
-    assert len(UserSideFeatures.load(retrieval, features)) == 0
-    pd.DataFrame(
-        {
-            "user_id": [1, 1, 2],
-            "event_timestamp": pd.to_datetime([1, 2, 1], unit="s", utc=True),
-            "user_age": [20, 21, None],
-            "user_gender": ["M", "M", "F"],
-            "user_occupation": ["x", "y", None],
-        }
-    ).to_parquet(features / "user_demographics.parquet")
-    table = UserSideFeatures.load(retrieval, features)
-    assert table.features(1) == {"age": [21], "gender": ["M"], "occupation": ["y"]}
-    assert table.features(2)["age"] == [None]
-    assert table.features(3) == {}
-    pd.DataFrame({"user_id": [1], "age": [30], "zip_code": ["12345"]}).to_parquet(
-        retrieval / "users.parquet"
-    )
-    own = UserSideFeatures.load(retrieval, features)
-    assert own.features(1) == {"age": [30], "zip_code": ["12345"]}
-    assert own.source.endswith("users.parquet")

@@ -26,7 +26,7 @@ QUERY_USERS = [1, 2, 5, 999_999]  # the last one is unknown: OOV bucket, still a
 
 LOAD_SCRIPT = """
 import json, sys
-from models.retrieval.serving import load_retriever
+from models.retrieval.runtime import load_retriever
 out = {}
 jobs, movies = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 for name, path, features in jobs:

@@ -1,6 +1,16 @@
-"""Loads an exported retrieval SavedModel and queries it (no training code needed).
+"""The retrieval runtime: the exported two-tower SavedModel plus the users' side features.
 
-Only TensorFlow is imported (TFRS is not needed to serve: the SavedModel is self-contained).
+One runtime for everything that queries the exported model: the Retrieval deployment
+(`deployments.retrieval`), the offline evaluation (`models.evaluation.report`) and the
+benchmarks. Only TensorFlow is imported (TFRS is not needed to serve: the SavedModel is
+self-contained).
+
+* `Retriever`: the SavedModel of `retrieval/` (`export_retrieval`): user inputs in, top-K
+  movie ids and scores out.
+* `UserSideFeatures`: user id -> the side features the user tower was trained with (age,
+  gender, occupation, zip code), held in memory, so a query needs only the user id.
+* `RetrievalRuntime`: both, loaded from an artifacts tree (`RetrievalRuntime.load`): B user
+  ids in, their top-k out, in one TensorFlow call.
 """
 
 from __future__ import annotations
@@ -12,11 +22,83 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from models.retrieval.export import METADATA_FILE, SAVED_MODEL_DIR
 from models.tensorflow_env import configure_threads, tf
+from movierec.layout import ArtifactLayout
+from movierec.payloads import ScoredMovies
 
+SAVED_MODEL_DIR = "saved_model"
+METADATA_FILE = "metadata.json"
+USERS_FILE = "users.parquet"
+"""Optional `retrieval/users.parquet` (user_id, age, gender, occupation, zip_code): the side
+features the model was trained with. Preferred over the Feast demographics source."""
+
+_DEMOGRAPHICS_FILE = "user_demographics.parquet"
+_FEATURE_COLUMNS = ("age", "gender", "occupation", "zip_code")
 _DEFAULTS: dict[str, Any] = {"age": 0, "gender": "", "occupation": "", "zip_code": ""}
+
+
+def _plain(value: Any) -> Any:
+    """None for missing values (None, NaN, pd.NA); integral floats (ages read from a nullable
+    column) as int."""
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class UserSideFeatures:
+    """User id -> the retrieval model's side features, held in memory."""
+
+    def __init__(self, frame: pd.DataFrame | None, source: str = "none") -> None:
+        """Builds the table from columns user_id and any of age/gender/occupation/zip_code.
+
+        Args:
+            frame: One row per user (a later row of the same user wins); None: no users.
+            source: Where the table comes from (reported by the Retrieval stage's health).
+        """
+        self.source = source
+        self._rows: dict[int, dict[str, Any]] = {}
+        self._columns: tuple[str, ...] = ()
+        if frame is None or frame.empty:
+            return
+        self._columns = tuple(c for c in _FEATURE_COLUMNS if c in frame.columns)
+        records = frame[["user_id", *self._columns]].to_dict("records")
+        for record in records:
+            user_id = int(record.pop("user_id"))
+            self._rows[user_id] = {str(k): _plain(v) for k, v in record.items()}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def features(self, user_id: int) -> dict[str, list[Any]]:
+        """Signature side features of one user ({} when unknown: the model's defaults)."""
+        row = self._rows.get(user_id)
+        return {} if row is None else {k: [v] for k, v in row.items()}
+
+    def batch(self, user_ids: Sequence[int]) -> dict[str, list[Any]]:
+        """Side features of B users: name -> [B] values (None for an unknown user or value,
+        i.e. the model's default)."""
+        empty: dict[str, Any] = {}
+        rows = [self._rows.get(int(u), empty) for u in user_ids]
+        return {name: [row.get(name) for row in rows] for name in self._columns}
+
+    @classmethod
+    def load(cls, retrieval_dir: Path, features_dir: Path) -> UserSideFeatures:
+        """Reads `retrieval/users.parquet`, else the Feast demographics source, else nothing."""
+        own = retrieval_dir / USERS_FILE
+        if own.exists():
+            return cls(pd.read_parquet(own), str(own))
+        demographics = features_dir / _DEMOGRAPHICS_FILE
+        if demographics.exists():
+            frame = pd.read_parquet(demographics)
+            if "event_timestamp" in frame.columns:
+                frame = frame.sort_values("event_timestamp").drop_duplicates("user_id", keep="last")
+            frame = frame.rename(columns=lambda c: c.removeprefix("user_") if c != "user_id" else c)
+            return cls(frame, str(demographics))
+        return cls(None)
 
 
 class Retriever:
@@ -160,6 +242,65 @@ def load_retriever(
     """
     configure_threads(intra_op_threads, inter_op_threads)
     return Retriever(export_dir)
+
+
+class RetrievalRuntime:
+    """The served retrieval model: user ids in, their top-k movies out.
+
+    Attributes:
+        retriever: The SavedModel.
+        users: The side features fed with each user id.
+    """
+
+    def __init__(self, retriever: Retriever, users: UserSideFeatures) -> None:
+        self.retriever = retriever
+        self.users = users
+
+    @classmethod
+    def load(
+        cls, layout: ArtifactLayout, intra_op_threads: int = 1, inter_op_threads: int = 1
+    ) -> RetrievalRuntime:
+        """Loads `retrieval/` of an artifacts tree and its users' side features, then warms
+        the model up with one query.
+
+        Args:
+            layout: The artifacts tree (`retrieval/`, and `features/` for the Feast
+                demographics when the export has no `users.parquet`).
+            intra_op_threads: TensorFlow intra-op threads (see `load_retriever`).
+            inter_op_threads: TensorFlow inter-op threads.
+        """
+        retriever = load_retriever(layout.retrieval_dir, intra_op_threads, inter_op_threads)
+        runtime = cls(retriever, UserSideFeatures.load(layout.retrieval_dir, layout.features_dir))
+        runtime.top_k([0], 1)  # warm-up: the first call traces the signature
+        return runtime
+
+    @property
+    def k(self) -> int:
+        """The exported K: the most movies one query returns."""
+        return self.retriever.k
+
+    def top_k(self, user_ids: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top-k movies of B users by model score, in one model call.
+
+        Args:
+            user_ids: [B] user ids (unknown ones are answered from the OOV bucket and the
+                default side features).
+            k: Movies per user, 1..`self.k`.
+
+        Returns:
+            (movie_ids [B, k] int64, scores [B, k] float32), best first (seen movies
+            included).
+        """
+        ids = [int(u) for u in user_ids]
+        movie_ids, scores = self.retriever.recommend(ids, self.users.batch(ids), k=k)
+        return movie_ids.astype(np.int64, copy=False), scores.astype(np.float32, copy=False)
+
+    def candidates(self, user_id: int, n: int) -> ScoredMovies:
+        """One user's top-`n` movies (`n` clipped to the exported K; none for n <= 0)."""
+        if n <= 0:
+            return ScoredMovies.empty()
+        ids, scores = self.top_k([user_id], min(int(n), self.k))
+        return ScoredMovies(ids[0], scores[0])
 
 
 def measure_latency(
