@@ -286,7 +286,7 @@ def _array(spec_input: RankerInput, column: Sequence[Any]) -> np.ndarray:
 def _missing(value: Any) -> bool:
     if value is None:
         return True
-    return isinstance(value, float) and value != value  # NaN
+    return isinstance(value, float | np.floating) and value != value  # NaN (any float width)
 
 
 def concat_inputs(blocks: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -161,7 +161,7 @@ def standalone_ranker(layout: Any, manifest: Any, dataset: Any, train: pd.DataFr
     keep their fingerprints.
     """
     from models.ranking.build import build_ranker
-    from models.ranking.export import METADATA_FILE
+    from models.ranking.runtime import METADATA_FILE
 
     target = layout.root.parent / STANDALONE_DIR
     inputs = {
@@ -203,20 +203,14 @@ def _missing_steps(manifest: Any) -> list[str]:
 def retrieval_top(
     retrieval_dir: Path, users: Sequence[int], users_table: pd.DataFrame | None, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The exported retrieval model's top-n (ids, scores) for users, with their side features."""
-    from models.retrieval.serving import load_retriever
+    """The exported retrieval model's top-n (ids [U, n], scores [U, n]) for users, with their
+    side features from `users_table` (the serving runtime, one batched query)."""
+    from models.retrieval.runtime import RetrievalRuntime, UserSideFeatures, load_retriever
 
     retriever = load_retriever(retrieval_dir, intra_op_threads=2, inter_op_threads=2)
-    features: dict[str, list[Any]] | None = None
-    if users_table is not None and len(users_table):
-        table = users_table.drop_duplicates("user_id").set_index("user_id").reindex(list(users))
-        features = {}
-        for name in retriever.feature_names:
-            if name in table.columns:
-                column = table[name]
-                features[name] = [None if pd.isna(v) else v for v in column.tolist()]
-    ids, scores = retriever.recommend(list(users), features, k=min(n, retriever.k))
-    return ids, scores
+    table = None if users_table is None else users_table.drop_duplicates("user_id")
+    runtime = RetrievalRuntime(retriever, UserSideFeatures(table, "dataset"))
+    return runtime.top_k(list(users), min(n, runtime.k))
 
 
 def redis_content_lists(
@@ -263,8 +257,8 @@ def ranked_lists(
         (user -> ranked movie ids, (user, movie) -> score).
     """
     from models.ranking.candidates import candidate_table
-    from models.ranking.export import load_ranker
     from models.ranking.features import features_as_of, latest_snapshot, offline_store
+    from models.ranking.runtime import load_ranker
     from models.ranking.scoring import rank_candidates
 
     ranker = load_ranker(ranking_dir)
@@ -324,7 +318,7 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
     from models.data import load_dataset
     from models.ranking.candidates import build_candidates, ranked_ids, retrieval_lists
     from models.ranking.config import RankerConfig
-    from models.ranking.export import METADATA_FILE
+    from models.ranking.runtime import METADATA_FILE
 
     train = pd.read_parquet(layout.splits_dir / "train.parquet")
     test = pd.read_parquet(layout.splits_dir / "test.parquet")

@@ -9,11 +9,14 @@ Modules (one concept each):
 * `dataset`    - fit/label split, labels and timestamps, input arrays of many rows.
 * `model`      - `RankerNet` (raw inputs -> logit) and its training wrapper.
 * `train`      - `train_ranker(...)`.
-* `export`     - `export_ranker(...)` and `load_ranker(...)` (the SavedModel from disk).
+* `export`     - `export_ranker(...)`: the SavedModel and `inputs.json`.
+* `runtime`    - `load_ranker(...) -> Ranker` (the SavedModel from disk, checked against
+  `inputs.json`) and `query_inputs(...)`, a serving request's input arrays.
 * `scoring`    - ranks candidate lists with a scorer.
 * `build`      - `build_ranker(...)`, the pipeline step.
 
-Names are loaded lazily, so `config`, `candidates` and `inputs` import without TensorFlow.
+Names are loaded lazily, so `config`, `candidates`, `inputs` and `runtime` import without
+TensorFlow (`runtime` imports it when a ranker is loaded).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ _EXPORTS = {
     "input_spec": "models.ranking.inputs",
     "build_ranker": "models.ranking.build",
     "export_ranker": "models.ranking.export",
-    "load_ranker": "models.ranking.export",
-    "SavedRanker": "models.ranking.export",
+    "load_ranker": "models.ranking.runtime",
+    "Ranker": "models.ranking.runtime",
+    "query_inputs": "models.ranking.runtime",
     "train_ranker": "models.ranking.train",
 }
 

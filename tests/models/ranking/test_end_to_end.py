@@ -24,8 +24,8 @@ from models.features import build_feature_tables, write_sources
 from models.ranking.build import build_ranker, fit_and_export, prepare_training_data
 from models.ranking.config import CandidateConfig, RankerConfig
 from models.ranking.dataset import build_input_rows
-from models.ranking.export import load_ranker
 from models.ranking.inputs import input_spec
+from models.ranking.runtime import load_ranker
 from movierec.ranking_inputs import INPUTS_FILE, SAVED_MODEL_DIR, RankerSpec
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ TINY = RankerConfig(
 SCORE_SCRIPT = """
 import json, sys
 import numpy as np
-from models.ranking.export import load_ranker
+from models.ranking.runtime import load_ranker
 ranker = load_ranker(sys.argv[1], 1, 1)
 raw = json.loads(open(sys.argv[2]).read())
 arrays = {}
