@@ -152,16 +152,17 @@ class StageTimeouts(_Strict):
 
 
 class MovieCacheSettings(_Strict):
-    """The Controller's near cache of candidate movie features (`user_config.movie_cache`).
+    """The Ranking replica's near cache of candidate movie features (`user_config.movie_cache`).
 
-    Movie features only change when the pipeline materializes, so the Controller keeps the
-    rows it read from the Features deployment and asks it only for the missing ones: on the
-    critical path that saves a stage call per request.
+    Movie features only change when the pipeline materializes, so a Ranking replica keeps
+    the rows it read from the online store and reads only the missing ones: on the critical
+    path that saves a Redis round trip per request.
 
     Attributes:
-        ttl_s: How long a row is kept (0 disables the cache: every request asks Features).
+        ttl_s: How long a row is kept (0 disables the cache: every request reads Feast).
         size: At most this many movies are kept.
-        prefetch: At start, this many of the most popular movies are read in the background.
+        prefetch: At replica start, this many of the most popular movies are read in the
+            background.
     """
 
     ttl_s: float = Field(default=60.0, ge=0.0, le=86_400.0)
@@ -264,7 +265,7 @@ class FeaturesSettings(_Strict):
 
 
 class RankingSettings(_Strict):
-    """The Ranking deployment's `user_config` (dynamic batching).
+    """The Ranking deployment's `user_config` (dynamic batching, the movie feature cache).
 
     Attributes:
         max_batch_size: At most this many requests share one model call.
@@ -272,10 +273,13 @@ class RankingSettings(_Strict):
             latency, so keep it at a few milliseconds.
         model_version: Rollout label of the ranker; changing it makes every replica reload
             the ranker from the artifacts tree (in the background, swapped in once warm).
-        faults: Injected faults (tests and drills; see `deployments.faults`).
+        movie_cache: The near cache of the candidates' movie features.
+        faults: Injected faults (tests and drills; see `deployments.faults`; methods `rank`
+            and `movie_features`, the online store read of the cache's misses).
     """
 
     max_batch_size: int = Field(default=16, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=0.001, ge=0.0, le=1.0)
     model_version: str = Field(default="", max_length=200)
+    movie_cache: MovieCacheSettings = MovieCacheSettings()
     faults: FaultSettings = FaultSettings()

@@ -1,9 +1,14 @@
 """Ranking deployment: the ranker SavedModel behind dynamic request batching.
 
-Concurrent requests share one model call: `@serve.batch` collects up to `max_batch_size`
-requests (waiting at most `batch_wait_timeout_s`), their candidate blocks are concatenated,
-scored in one call and split back. Both knobs are runtime settings (`user_config`, applied by
-`reconfigure` with `set_max_batch_size` / `set_batch_wait_timeout_s`).
+A thin Serve wrapper around `models.ranking.runtime.Ranker`. Concurrent requests share one
+model call: `@serve.batch` collects up to `max_batch_size` requests (waiting at most
+`batch_wait_timeout_s`), their candidates are scored in one call and split back. Both knobs
+are runtime settings (`user_config`, applied by `reconfigure` with `set_max_batch_size` /
+`set_batch_wait_timeout_s`).
+
+The stage reads its candidates' movie features itself: a near cache
+(`models.features.cache.MovieFeatureCache`, filled at replica start with the most popular
+movies), the misses of a whole batch read from the online store (Feast, Redis) in one read.
 
 The model is generic: the input tensors are built from `ranking/inputs.json` (see
 `movierec.ranking_inputs`), so a new ranker with other features needs no code change.
@@ -17,12 +22,17 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Protocol, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
+import pandas as pd
+import redis.asyncio
 from ray import serve
 
+from deployments.catalog import POPULARITY_FILE
 from deployments.common import (
+    LazyResource,
     StageUnavailableError,
     describe,
     health_payload,
@@ -31,35 +41,23 @@ from deployments.common import (
 )
 from deployments.config import RankingSettings, ServingContext
 from deployments.faults import FaultInjector
+from deployments.model_slot import ModelSlot
 from deployments.observability.backends import RayServeBackend
 from deployments.observability.definitions import RANKING_BATCH_SIZE
-from movierec.ranking_inputs import (
-    INPUTS_FILE,
-    SAVED_MODEL_DIR,
-    RankBlock,
-    RankerSpec,
-    RankerSpecError,
-    build_inputs,
-    concat_inputs,
-    split_scores,
-)
+from models.features.cache import MovieFeatureCache
+from movierec.layout import ArtifactLayout
+from movierec.payloads import RankQuery
+from movierec.ranking_inputs import concat_inputs, split_scores
+
+if TYPE_CHECKING:
+    from models.ranking.runtime import Ranker
 
 logger = logging.getLogger(__name__)
 
-RELOAD_RETRY_S = 30.0
-"""A ranker that failed to load (e.g. not built yet) is retried at most this often."""
+PREFETCH_CHUNK = 500
+"""Movies per online-store read while prefetching the popular movies."""
 
-_WARM_UP = RankBlock(user_id=0, user={}, movie_ids=[1, 2], movies={}, candidates={})
-"""A two-movie block of default features: the load warm-up and the health probe."""
-
-_TF_DTYPES = {
-    "float32": "float32",
-    "float64": "float64",
-    "int32": "int32",
-    "int64": "int64",
-    "bool": "bool",
-    "string": "string",
-}
+MovieRow = dict[str, Any]
 
 
 class _BatchControls(Protocol):
@@ -72,48 +70,6 @@ class _BatchControls(Protocol):
     def _get_max_batch_size(self) -> int: ...
 
     def _get_batch_wait_timeout_s(self) -> float: ...
-
-
-class LoadedRanker:
-    """A ranker SavedModel and its input spec, checked against each other at load."""
-
-    def __init__(self, ranking_dir: Any, tf: Any) -> None:
-        self.spec = RankerSpec.load(ranking_dir / INPUTS_FILE)
-        self._tf = tf
-        loaded = tf.saved_model.load(str(ranking_dir / SAVED_MODEL_DIR))
-        if self.spec.signature not in loaded.signatures:
-            raise RankerSpecError(
-                f"SavedModel has no signature {self.spec.signature!r}: {sorted(loaded.signatures)}"
-            )
-        self._loaded = loaded  # keeps the variables alive
-        self._fn = loaded.signatures[self.spec.signature]
-        _, expected = self._fn.structured_input_signature
-        missing = sorted({i.name for i in self.spec.inputs} - set(expected))
-        extra = sorted(set(expected) - {i.name for i in self.spec.inputs})
-        if missing or extra:
-            raise RankerSpecError(
-                f"inputs.json and the signature disagree: not in the signature {missing}, "
-                f"not in inputs.json {extra}"
-            )
-        for spec_input in self.spec.inputs:
-            tensor_spec = expected[spec_input.name]
-            if tensor_spec.dtype.name != _TF_DTYPES[spec_input.dtype]:
-                raise RankerSpecError(
-                    f"input {spec_input.name!r}: inputs.json says {spec_input.dtype}, "
-                    f"the signature {tensor_spec.dtype.name}"
-                )
-        self._dtypes = {name: spec.dtype for name, spec in expected.items()}
-
-    def score(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Scores N candidates: [N] float32."""
-        tf = self._tf
-        tensors = {
-            name: tf.constant(value, dtype=self._dtypes[name]) for name, value in inputs.items()
-        }
-        out = self._fn(**tensors)
-        if self.spec.output not in out:
-            raise RankerSpecError(f"signature output has no {self.spec.output!r}: {list(out)}")
-        return np.asarray(out[self.spec.output].numpy(), dtype=np.float32).reshape(-1)
 
 
 class BatchStats:
@@ -156,104 +112,151 @@ class BatchStats:
             }
 
 
-@serve.deployment(
-    ray_actor_options={"num_cpus": 0.25},
-    max_ongoing_requests=32,
-    health_check_period_s=10,
-    health_check_timeout_s=30,
-)
+@serve.deployment
 class Ranking:
-    """Scores candidate blocks with the ranker SavedModel, batching concurrent requests."""
+    """Scores candidates with the ranker SavedModel, batching concurrent requests
+    (`deployments.stages.RankingStage`)."""
 
     def __init__(
         self, context: ServingContext, intra_op_threads: int = 1, inter_op_threads: int = 1
     ) -> None:
         """Loads `ranking/saved_model` and `ranking/inputs.json`; a missing or invalid
-        ranker leaves the stage unavailable (the Controller then orders by merged score)."""
-        self._ranker: LoadedRanker | None = None
-        self._error: str | None = None
+        ranker leaves the stage unavailable (the Controller then orders by merged score).
+        The online store is opened at the first `reconfigure` (on the replica's loop)."""
+        self._context = context
+        self._layout = context.layout
         self._settings = RankingSettings()
         self._stats = BatchStats()
         self._threads = (intra_op_threads, inter_op_threads)
         self._batch_metric = RayServeBackend().histogram(RANKING_BATCH_SIZE)
-        self._ranking_dir = context.layout.ranking_dir
-        self._tree = context.layout.root
-        self._artifacts = ""
-        self._model_version: str | None = None  # the user_config label last applied
         self._faults = FaultInjector("ranking")
-        self._failed_at = float("-inf")
-        self._load_lock = threading.Lock()
-        self._tf = prepare_tensorflow(intra_op_threads, inter_op_threads)
-        self._load()
+        cache = self._settings.movie_cache
+        self._movie_cache = MovieFeatureCache(cache.ttl_s, cache.size)
+        self._reader: LazyResource[Any] = LazyResource(self._open_reader, "feature store")
+        self._warm_up: asyncio.Task[None] | None = None
+        prepare_tensorflow(intra_op_threads, inter_op_threads)
+        self._model: ModelSlot[Ranker] = ModelSlot("ranker", self._layout, _load_ranker)
+        self._model.load()
 
-    def _load(self) -> None:
-        """Loads and warms the ranker (a failure leaves the stage unavailable; retried)."""
-        try:
-            ranker = LoadedRanker(self._ranking_dir, self._tf)
-            ranker.score(build_inputs(ranker.spec, _WARM_UP))
-        except Exception as exc:
-            self._error = describe(exc)
-            self._failed_at = time.monotonic()
-            logger.error("ranker not loaded from %s: %s", self._ranking_dir, exc)
-            return
-        # One assignment: a batch in flight keeps the ranker it started with.
-        self._ranker, self._error = ranker, None
-        self._artifacts = self._tree.resolve().name
-        logger.info("ranker loaded from %s", self._artifacts)
+    async def _open_reader(self) -> Any:
+        """A Feast reader on the current Redis (the URL is resolved again at every
+        (re)connect); an empty online store (Redis restarted without its data) is refused."""
+        from models.features.online import OnlineFeatures
 
-    def _ensure_loaded(self) -> bool:
-        """Whether the ranker is loaded; retries a failed load every `RELOAD_RETRY_S`."""
-        if self._ranker is not None:
-            return True
-        with self._load_lock:
-            if self._ranker is None and time.monotonic() - self._failed_at > RELOAD_RETRY_S:
-                self._load()
-        return self._ranker is not None
+        registry = self._layout.features_dir / "registry.db"
+        if not registry.exists():
+            raise FileNotFoundError(f"no Feast registry at {registry}")
+        url = await asyncio.to_thread(self._context.resolve_redis_url)
+        if not await _online_store_loaded(url, self._layout):
+            raise StageUnavailableError(
+                "the online store is empty (Redis restarted without its data?): run the loader"
+            )
+        reader = await asyncio.to_thread(
+            OnlineFeatures.open, url, registry, self._layout.feast_project
+        )
+        await reader.get_movie_features_async([0])  # builds Feast's serializers and client
+        return reader
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
-        """Applies the `user_config` (`RankingSettings`): the batching knobs, faults, and a
-        new `model_version`, which reloads the ranker from the artifacts tree in a thread
-        while the current one keeps serving (a failed load keeps the current one)."""
+        """Applies the `user_config` (`RankingSettings`): the batching knobs, the movie
+        cache, faults, and a new `model_version`, which reloads the ranker from the
+        artifacts tree in a thread while the current one keeps serving (a failed load keeps
+        the current one). The first call also opens the online store and prefetches the
+        popular movies' features, in the background."""
         settings = RankingSettings.model_validate(config or {})
         self._faults.configure(settings.faults)
         self._settings = settings
-        self._batching.set_max_batch_size(self._settings.max_batch_size)
-        self._batching.set_batch_wait_timeout_s(self._settings.batch_wait_timeout_s)
-        previous, self._model_version = self._model_version, settings.model_version
-        if previous is not None and previous != settings.model_version:
-            logger.info("model_version %r -> %r: reloading", previous, settings.model_version)
-            await asyncio.to_thread(self._load)
+        self._batching.set_max_batch_size(settings.max_batch_size)
+        self._batching.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
+        cache = settings.movie_cache
+        self._movie_cache.resize(cache.ttl_s, cache.size)
+        if self._warm_up is None:
+            prefetch = cache.prefetch if cache.ttl_s > 0 and cache.size > 0 else 0
+            self._warm_up = asyncio.ensure_future(self._prefetch(min(prefetch, cache.size)))
+        await self._model.set_version(settings.model_version)
+
+    async def _prefetch(self, n: int) -> None:
+        """Opens the store, then reads the `n` most popular movies into the cache in chunks;
+        a failure only means later requests read them."""
+        try:
+            await self._reader.get()
+            ids = await asyncio.to_thread(_popular_ids, self._layout.catalog_dir, n)
+            for start in range(0, len(ids), PREFETCH_CHUNK):
+                await self._movie_rows(ids[start : start + PREFETCH_CHUNK])
+        except Exception as exc:
+            logger.warning("movie feature prefetch stopped: %s", describe(exc))
+            return
+        logger.info("prefetched the features of %d popular movies", len(ids))
 
     @property
     def _batching(self) -> _BatchControls:
         return cast(_BatchControls, self._rank_batch)
 
-    async def rank(self, block: RankBlock) -> np.ndarray:
-        """Scores one request's candidates: [N] float32, aligned with `block.movie_ids`.
+    async def rank(self, query: RankQuery) -> np.ndarray:
+        """Scores one request's candidates, reading their movie features (cache, then the
+        online store).
+
+        Returns:
+            [N] float32 scores aligned with `query.movie_ids`.
 
         Raises:
-            StageUnavailableError: No ranker is loaded.
-            RankerSpecError: The block does not fit the ranker's inputs.
+            StageUnavailableError: No ranker is loaded, or the movie features cannot be read.
+            RankerSpecError: The query does not fit the ranker's inputs.
         """
         await self._faults.apply("rank")
-        if self._ranker is None and not await asyncio.to_thread(self._ensure_loaded):
-            raise StageUnavailableError(f"ranker unavailable: {self._error}")
-        if len(block) == 0:
+        await self._model.get()
+        if len(query) == 0:
             return np.zeros(0, dtype=np.float32)
-        return await self._rank_batch(block)
+        return await self._rank_batch(query)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.001)
-    async def _rank_batch(self, blocks: list[RankBlock]) -> list[np.ndarray]:
-        ranker = self._ranker
-        assert ranker is not None
-        inputs = [build_inputs(ranker.spec, block) for block in blocks]
-        sizes = [len(block) for block in blocks]
+    async def _rank_batch(self, queries: list[RankQuery]) -> list[np.ndarray]:
+        from models.ranking.runtime import query_inputs
+
+        ranker = self._model.current
+        assert ranker is not None  # `rank` checked it; a reload only replaces it
+        names = ranker.spec.movie_features
+        rows: dict[int, MovieRow] = {}
+        if names:  # one read for the whole batch's misses
+            union = np.unique(np.concatenate([q.movie_ids for q in queries]))
+            rows = await self._movie_rows(union.tolist())
+        inputs = [
+            query_inputs(ranker.spec, query, _columns(query.movie_ids, rows, names))
+            for query in queries
+        ]
+        sizes = [len(query) for query in queries]
         merged = concat_inputs(inputs)
         started = time.perf_counter()
         scores = await asyncio.to_thread(ranker.score, merged)
-        self._stats.record(len(blocks), sum(sizes), time.perf_counter() - started)
-        self._batch_metric.observe(len(blocks))
+        self._stats.record(len(queries), sum(sizes), time.perf_counter() - started)
+        self._batch_metric.observe(len(queries))
         return split_scores(scores, sizes)
+
+    async def _movie_rows(self, ids: list[int]) -> dict[int, MovieRow]:
+        """Movie id -> its feature row: the cache's, the misses read in one Feast read.
+
+        Raises:
+            StageUnavailableError: The online store cannot be read.
+        """
+        now = time.monotonic()
+        found, missing = self._movie_cache.get_many(ids, now)
+        if not missing:
+            return found
+        try:
+            await self._faults.apply("movie_features")
+            async with self._reader.use() as reader:
+                columns = await reader.get_movie_features_async(missing)
+        except StageUnavailableError:
+            raise
+        except Exception as exc:
+            raise StageUnavailableError(f"movie features unavailable: {describe(exc)}") from None
+        fresh = {
+            movie_id: {name: values[row] for name, values in columns.items()}
+            for row, movie_id in enumerate(missing)
+        }
+        self._movie_cache.put_many(fresh, now)
+        found.update(fresh)
+        return found
 
     def stats(self, reset: bool = False) -> dict[str, float]:
         """Batching statistics since the start (or the last reset)."""
@@ -262,31 +265,72 @@ class Ranking:
             self._stats.reset()
         return snapshot
 
-    def health(self) -> dict[str, Any]:
-        """Stage health and the batching statistics."""
-        if not self._ensure_loaded() or self._ranker is None:
-            return health_payload("unavailable", error=self._error)
+    async def health(self) -> dict[str, Any]:
+        """Stage health: the ranker, the batching statistics and the movie cache."""
+        ranker = self._model.current if await self._model.ready() else None
+        if ranker is None:
+            return health_payload("unavailable", error=self._model.error)
         return health_payload(
             "ok",
-            inputs=len(self._ranker.spec.inputs),
-            model_version=self._model_version,
-            artifacts=self._artifacts,
+            inputs=len(ranker.spec.inputs),
+            **self._model.describe(),
             faults=self._faults.describe(),
             max_batch_size=self._batching._get_max_batch_size(),
             batch_wait_timeout_s=self._batching._get_batch_wait_timeout_s(),
             tf_threads=list(self._threads),
             batching=self._stats.snapshot(),
+            cached_movies=len(self._movie_cache),
+            cache_hits=self._movie_cache.hits,
+            cache_misses=self._movie_cache.misses,
+            movie_cache_ttl_s=self._settings.movie_cache.ttl_s,
+            feature_store="open" if self._reader.ready else self._reader.error or "not open",
         )
 
     async def check_health(self) -> None:
         """Serve's periodic check: a loaded ranker must still score a two-movie block
         (`probe_model`: a broken one makes Serve replace the replica)."""
-        ranker = self._ranker
-        await probe_model(
-            "ranker",
-            None if ranker is None else lambda: ranker.score(build_inputs(ranker.spec, _WARM_UP)),
-        )
+        ranker = self._model.current
+        await probe_model("ranker", None if ranker is None else ranker.warm_up)
 
     def pid(self) -> int:
         """The replica's process id."""
         return os.getpid()
+
+
+def _load_ranker(layout: ArtifactLayout) -> Ranker:
+    """Loads and warms the ranker of `layout` (TensorFlow's threads are already set)."""
+    from models.ranking.runtime import Ranker
+
+    ranker = Ranker(layout.ranking_dir)
+    ranker.warm_up()
+    return ranker
+
+
+def _columns(
+    movie_ids: np.ndarray, rows: dict[int, MovieRow], names: list[str]
+) -> dict[str, list[Any]]:
+    """Movie feature name -> [N] values aligned with `movie_ids` (None where unknown)."""
+    empty: MovieRow = {}
+    ordered = [rows.get(m, empty) for m in movie_ids.tolist()]
+    return {name: [row.get(name) for row in ordered] for name in names}
+
+
+def _popular_ids(catalog_dir: Path, n: int) -> list[int]:
+    """The `n` most popular movie ids (`catalog/popularity.parquet`; none without it)."""
+    path = catalog_dir / POPULARITY_FILE
+    if n <= 0 or not path.exists():
+        return []
+    frame = pd.read_parquet(path)
+    if "rank" in frame.columns:
+        frame = frame.sort_values("rank", kind="stable")
+    ids: list[int] = frame["movie_id"].to_numpy(dtype=np.int64)[:n].tolist()
+    return ids
+
+
+async def _online_store_loaded(url: str, layout: ArtifactLayout) -> bool:
+    """Whether the Redis at `url` holds this tree's materialized features (the loader's mark)."""
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    try:
+        return bool(await client.exists(layout.features_version_key))
+    finally:
+        await client.aclose()

@@ -122,7 +122,14 @@ def _block(n: int) -> RankBlock:
 
 @pytest.mark.slow
 def test_scores_follow_the_contract_and_batching_is_exact(ranking_dir: Path) -> None:
-    ranker = load_ranker(ranking_dir, 0, 0)  # the pools training left (TF defaults: 0)
+    from models.tensorflow_env import tf
+
+    threads = tf.config.threading  # the pools are set once per process: ask for those set
+    ranker = load_ranker(
+        ranking_dir,
+        threads.get_intra_op_parallelism_threads(),
+        threads.get_inter_op_parallelism_threads(),
+    )
     assert ranker.metadata == {}  # no ranker.json: the default configuration
     assert ranker.config.to_dict() == type(ranker.config)().to_dict()
     blocks = [_block(n) for n in (5, 1, 7)]

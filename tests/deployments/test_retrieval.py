@@ -1,0 +1,92 @@
+"""The Retrieval deployment's class in process, on tiny real artifacts (no Ray)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deployments.common import StageUnavailableError
+from deployments.retrieval import Retrieval
+from movierec.payloads import ScoredMovies
+from tests.deployments._artifacts import TinyArtifacts, build_tiny_artifacts
+from tests.deployments._inprocess import serving_context, tf_threads
+
+pytestmark = pytest.mark.slow
+
+RetrievalClass = Retrieval.func_or_class
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, embedded_redis_url: str) -> TinyArtifacts:
+    return build_tiny_artifacts(
+        tmp_path_factory.mktemp("retrieval") / "artifacts", embedded_redis_url
+    )
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def test_candidates_are_the_runtimes_top_n(
+    tiny: TinyArtifacts, tmp_path: Path, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
+) -> None:
+    from models.retrieval.runtime import RetrievalRuntime
+
+    context = serving_context(tiny.artifacts_dir, embedded_redis_url, tmp_path)
+    stage = RetrievalClass(context, *tf_threads())
+    runtime = RetrievalRuntime.load(tiny.layout, *tf_threads())
+    loop.run_until_complete(stage.reconfigure({}))
+    user = int(tiny.train["user_id"].iloc[0])
+    got = loop.run_until_complete(stage.candidates(user, 20))
+    assert isinstance(got, ScoredMovies) and len(got) == 20
+    want = runtime.candidates(user, 20)
+    np.testing.assert_array_equal(got.movie_ids, want.movie_ids)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+    assert (np.diff(got.scores) <= 0).all()  # best first
+
+    loop.run_until_complete(stage.reconfigure({"max_n": 5}))
+    assert len(loop.run_until_complete(stage.candidates(user, 20))) == 5
+
+    health = loop.run_until_complete(stage.health())
+    assert health["status"] == "ok"
+    detail = health["detail"]
+    assert detail["k"] == runtime.k and detail["known_users"] == len(runtime.users) > 0
+    assert detail["artifacts"] == tiny.layout.root.resolve().name and detail["error"] is None
+    assert detail["max_n"] == 5 and detail["model_version"] == "" and detail["faults"] is None
+    loop.run_until_complete(stage.check_health())
+
+
+def test_a_new_model_version_reloads_the_model(
+    tiny: TinyArtifacts, tmp_path: Path, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
+) -> None:
+    context = serving_context(tiny.artifacts_dir, embedded_redis_url, tmp_path)
+    stage = RetrievalClass(context, *tf_threads())
+    loop.run_until_complete(stage.reconfigure({"model_version": "a"}))
+    first = stage._model.current
+    loop.run_until_complete(stage.reconfigure({"model_version": "a", "max_n": 50}))
+    assert stage._model.current is first  # same label: no reload
+    loop.run_until_complete(stage.reconfigure({"model_version": "b"}))
+    assert stage._model.current is not first
+    health = loop.run_until_complete(stage.health())
+    assert health["detail"]["model_version"] == "b"
+
+
+def test_without_a_model_the_stage_is_unavailable(
+    tmp_path: Path, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
+) -> None:
+    context = serving_context(tmp_path / "no-artifacts", embedded_redis_url, tmp_path)
+    stage = RetrievalClass(context, *tf_threads())
+    loop.run_until_complete(stage.reconfigure({}))
+    with pytest.raises(StageUnavailableError, match="retrieval model unavailable"):
+        loop.run_until_complete(stage.candidates(1, 10))
+    health = loop.run_until_complete(stage.health())
+    assert health["status"] == "unavailable"
+    assert health["detail"]["error"].startswith("FileNotFoundError")
+    loop.run_until_complete(stage.check_health())  # not built is no reason to replace it
