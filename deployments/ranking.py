@@ -288,9 +288,22 @@ class Ranking:
 
     async def check_health(self) -> None:
         """Serve's periodic check: a loaded ranker must still score a two-movie block
-        (`probe_model`: a broken one makes Serve replace the replica)."""
+        (`probe_model`: a broken one makes Serve replace the replica). Also reconnects the
+        online store off the request path (e.g. after a Redis restart with no traffic); an
+        unreachable store fails no check: requests fall back (every replica would fail)."""
         ranker = self._model.current
         await probe_model("ranker", None if ranker is None else ranker.warm_up)
+        await self._refresh_reader()
+
+    async def _refresh_reader(self) -> None:
+        """Reads one movie through the reader: a lost connection is dropped and reopened."""
+        for _ in range(2):  # the second round reopens what the first one dropped
+            try:
+                async with self._reader.use() as reader:
+                    await reader.get_movie_features_async([0])
+                return
+            except Exception as exc:
+                logger.debug("online store check failed: %s", describe(exc))
 
     def pid(self) -> int:
         """The replica's process id."""

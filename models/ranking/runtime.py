@@ -46,6 +46,8 @@ class Ranker:
     Attributes:
         spec: The parsed `inputs.json`.
         metadata: `ranker.json` ({} when absent).
+        signature_inputs: The signature's inputs: name -> `tf.TensorSpec` ([None] or
+            [None, d]).
     """
 
     def __init__(self, ranking_dir: str | Path) -> None:
@@ -87,6 +89,7 @@ class Ranker:
                     f"input {spec_input.name!r}: inputs.json says {spec_input.dtype}, "
                     f"the signature {signature_dtype}"
                 )
+        self.signature_inputs: dict[str, Any] = dict(expected)  # name -> tf.TensorSpec
         self._dtypes = {name: tensor_spec.dtype for name, tensor_spec in expected.items()}
 
     @property

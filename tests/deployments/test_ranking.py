@@ -178,7 +178,9 @@ def test_a_failed_feature_read_makes_the_stage_unavailable_then_reconnects(
     reader.get_movie_features_async = lost
     with pytest.raises(StageUnavailableError, match="lost its dependency"):
         loop.run_until_complete(stage.rank(query))
-    assert not stage._reader.ready  # dropped: the next call reconnects
+    assert not stage._reader.ready  # dropped: the next call, or health check, reconnects
+    loop.run_until_complete(stage.check_health())
+    assert stage._reader.ready and stage._reader.rebuilds == 2
     assert loop.run_until_complete(stage.rank(query)).shape == (8,)
 
     async def broken(ids: list[int]) -> dict[str, list[Any]]:
