@@ -78,15 +78,13 @@ class CandidateCounts(_Strict):
     Attributes:
         retrieval: Movies asked from the two-tower model (seen ones are dropped afterwards,
             so ask generously; clipped to the exported K).
-        content: Unseen movies asked from vector search.
-        n_seeds: The user's top-liked movies used as vector-search seeds.
+        content: Unseen movies asked from the content source.
         popular: Popular movies merged in when a source failed, or to fill a short list.
         max_ranked: At most this many filtered candidates (best merged first) are ranked.
     """
 
     retrieval: int = Field(default=200, ge=0, le=2000)
     content: int = Field(default=50, ge=0, le=1000)
-    n_seeds: int = Field(default=10, ge=1, le=100)
     popular: int = Field(default=100, ge=0, le=2000)
     max_ranked: int = Field(default=100, ge=1, le=2000)
 
@@ -126,10 +124,9 @@ class StageTimeouts(_Strict):
         total: The whole recommendation request's budget.
         reserve: Kept back from every stage deadline for merging, rules and the response.
         retrieval: Two-tower retrieval.
-        features: The user's features (the vector search seeds and the seen list).
-        content: Content KNN.
-        candidate_features: The candidates' movie features (only the near cache's misses).
-        ranking: The batched ranker.
+        features: The user's features (the seen list and the ranker's user features).
+        content: The content source (the user's liked movies, then a KNN).
+        ranking: The batched ranker (with the candidates' movie features it reads).
         similar: `/movies/{id}/similar` (its own request: not part of `total`).
         health: Each stage's `health()` in `/healthz` (not part of `total`).
     """
@@ -138,9 +135,8 @@ class StageTimeouts(_Strict):
     reserve: float = Field(default=0.005, ge=0.0, le=1.0)
     retrieval: float = Field(default=0.030, gt=0.0, le=60.0)
     features: float = Field(default=0.040, gt=0.0, le=60.0)
-    content: float = Field(default=0.030, gt=0.0, le=60.0)
-    candidate_features: float = Field(default=0.040, gt=0.0, le=60.0)
-    ranking: float = Field(default=0.060, gt=0.0, le=60.0)
+    content: float = Field(default=0.040, gt=0.0, le=60.0)
+    ranking: float = Field(default=0.080, gt=0.0, le=60.0)
     similar: float = Field(default=0.100, gt=0.0, le=60.0)
     health: float = Field(default=2.0, gt=0.0, le=60.0)
 
@@ -149,24 +145,6 @@ class StageTimeouts(_Strict):
         if self.reserve >= self.total:
             raise ValueError(f"timeouts.reserve ({self.reserve}) must be < total ({self.total})")
         return self
-
-
-class MovieCacheSettings(_Strict):
-    """The Controller's near cache of candidate movie features (`user_config.movie_cache`).
-
-    Movie features only change when the pipeline materializes, so the Controller keeps the
-    rows it read from the Features deployment and asks it only for the missing ones: on the
-    critical path that saves a stage call per request.
-
-    Attributes:
-        ttl_s: How long a row is kept (0 disables the cache: every request asks Features).
-        size: At most this many movies are kept.
-        prefetch: At start, this many of the most popular movies are read in the background.
-    """
-
-    ttl_s: float = Field(default=60.0, ge=0.0, le=86_400.0)
-    size: int = Field(default=100_000, ge=0, le=10_000_000)
-    prefetch: int = Field(default=2000, ge=0, le=1_000_000)
 
 
 class MonitoringSettings(_Strict):
@@ -190,7 +168,6 @@ class ControllerConfig(_Strict):
         weights: Reciprocal-rank-fusion weight per source (sources not named get 1.0).
         rules: Post-ranking rules.
         timeouts: Per-stage deadlines.
-        movie_cache: The near cache of candidate movie features.
         monitoring: The model-health metrics.
     """
 
@@ -201,7 +178,6 @@ class ControllerConfig(_Strict):
     )
     rules: RulesSettings = RulesSettings()
     timeouts: StageTimeouts = StageTimeouts()
-    movie_cache: MovieCacheSettings = MovieCacheSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
 
     @model_validator(mode="after")

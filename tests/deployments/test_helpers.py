@@ -23,7 +23,6 @@ from deployments.common import (
     public_reason,
 )
 from deployments.retrieval import UserSideFeatures
-from deployments.service import RequestTrace
 from models.features.cache import MovieFeatureCache
 
 
@@ -66,15 +65,6 @@ def test_health_payload_carries_the_pid() -> None:
     payload = health_payload("ok", k=5)
     assert payload["status"] == "ok" and payload["detail"] == {"k": 5}
     assert isinstance(payload["pid"], int)
-
-
-def test_request_trace() -> None:
-    trace = RequestTrace()
-    trace.timings["retrieval"] = 1.234
-    trace.fail("ranking", "timeout")
-    assert trace.fallbacks[0].stage == "ranking"
-    header = trace.server_timing()
-    assert header.startswith("retrieval;dur=1.23, total;dur=")
 
 
 def test_lazy_resource_retries_after_a_failure() -> None:
