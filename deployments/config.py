@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from deployments.faults import FaultSettings
 from movierec.layout import ArtifactLayout, Mode
-from movierec.redis_server import mask_url, resolve_redis_url
+from movierec.redis_url import mask_url, resolve_redis_url
 from movierec.rules import RuleConfig
 from movierec.settings import get_settings
 from movierec.stages import CONTENT, POPULAR, RETRIEVAL, SOURCES
@@ -43,7 +43,7 @@ class ServingContext(_Strict):
         mode: "eval" or "full" tree.
         run_dir: Run dir of the embedded Redis (its state file holds the URL).
         redis_url: Explicit Redis URL; None: `REDIS_URL` of the replica's environment, else
-            the embedded Redis of `run_dir` (see `movierec.redis_server.resolve_redis_url`).
+            the embedded Redis of `run_dir` (see `movierec.redis_url.resolve_redis_url`).
             A `SecretStr`, so it never shows in reprs or logs.
     """
 
@@ -62,7 +62,7 @@ class ServingContext(_Strict):
         """The Redis URL (password included: log it only through `mask_url`).
 
         Raises:
-            movierec.redis_server.RedisServerError: No Redis is configured or reachable.
+            movierec.redis_url.RedisServerError: No Redis is configured or reachable.
         """
         base = get_settings()
         explicit = self.redis_url.get_secret_value() if self.redis_url else base.redis_url

@@ -233,7 +233,7 @@ def redis_content_lists(
     from models.content.offline import content_recommendations
     from models.pipeline.load import load_vector_index
     from models.ranking.candidates import content_lists, liked_seeds
-    from movierec.redis_server import resolve_redis_url
+    from movierec.redis_url import resolve_redis_url
 
     url = redis_url or resolve_redis_url(start_if_needed=True)
     client = redis.Redis.from_url(url, decode_responses=False)
