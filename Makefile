@@ -84,10 +84,11 @@ test-unit: $(STAMP) ## Only the tests that need no services and train nothing.
 bench-scale: $(STAMP) $(SCANN_STAMP) ## Scale curve (10k-1M movies) -> benchmarks/results/scale.json + .png, README tables.
 	$(BIN)/python -m benchmarks.scale --readme README.md
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy.
+lint: $(STAMP) ## ruff (lint + format check), mypy and the import layers (lint-imports).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy movierec models deployments benchmarks monitoring
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP) ## Apply ruff's fixes and formatting.
 	$(BIN)/ruff check --fix .
