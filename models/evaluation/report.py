@@ -2,7 +2,7 @@
 
 Evaluates the EVAL artifacts tree (everything built from the training split of the
 stratified 75/25 seed-42 split) against the test split, under the protocol of
-`models.evaluation.protocol`: training-seen items removed, k = 10, binary relevance (every
+`models.metrics.protocol`: training-seen items removed, k = 10, binary relevance (every
 test rating counts), metrics averaged over the users with at least one test item.
 
 Systems, each served the way production serves it:
@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.evaluation.metrics import RankingMetrics, ranking_metrics
 from models.evaluation.popularity import popularity_recommendations
-from models.evaluation.protocol import candidate_recall, items_by_user
+from models.metrics.protocol import candidate_recall, items_by_user
+from models.metrics.ranking import RankingMetrics, ranking_metrics
 
 log = logging.getLogger(__name__)
 
