@@ -1,6 +1,6 @@
 """Features deployment: Feast online reads for one user and for a batch of candidates.
 
-One `models.features.online.OnlineFeatures` (a long-lived FeatureStore, its registry and Redis
+One `models.features.runtime.OnlineFeatures` (a long-lived FeatureStore, its registry and Redis
 client) per replica. Movie features change only when the pipeline materializes, so the
 replica keeps them in a TTL cache (`FeaturesSettings.movie_cache_ttl_s`): reading 100
 candidates from Feast costs milliseconds, from the cache microseconds.
@@ -60,7 +60,7 @@ class Features:
 
     async def _open(self) -> Any:
         """A reader on the current Redis (the URL is resolved again at every (re)connect)."""
-        from models.features.online import OnlineFeatures
+        from models.features.runtime import OnlineFeatures
 
         if not self._registry.exists():
             raise FileNotFoundError(f"no Feast registry at {self._registry}")
@@ -88,7 +88,7 @@ class Features:
     @staticmethod
     async def _read_user(reader: Any, user_id: int) -> dict[str, Any]:
         """User features and history in ONE Feast read (both views are keyed by user_id)."""
-        from models.features.online import response_columns
+        from models.features.runtime import response_columns
 
         response = await reader.store.get_online_features_async(
             [*reader.user_refs, *reader.history_refs], {"user_id": [int(user_id)]}
