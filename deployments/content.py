@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio
 from ray import serve
@@ -30,6 +30,9 @@ from deployments.redis_resource import RedisResource
 from models.content.client import AsyncRedisTransport, VectorSearch
 from models.content.runtime import ContentRuntime
 from movierec.payloads import CandidateFilter, ScoredMovies
+
+if TYPE_CHECKING:
+    from models.features.runtime import OnlineFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +166,8 @@ async def _close(transport: AsyncRedisTransport) -> None:
     await transport.aclose()
 
 
-async def _one_history_read(reader: Any) -> None:
+async def _one_history_read(reader: OnlineFeatures) -> None:
+    """One Feast read of a user's history: the probe of the feature store."""
     await reader.user_history_async(0)
 
 
