@@ -209,6 +209,7 @@ class ContentSettings(_Strict):
     """The Content deployment's `user_config`.
 
     Attributes:
+        n_seeds: The user's top-liked movies used as seeds.
         aggregation: How seed similarities combine: "sum" (one KNN on the seeds' centroid,
             cheapest) or "max" (one KNN per seed).
         ef_runtime: HNSW EF_RUNTIME per query; None keeps the index default.
@@ -216,6 +217,7 @@ class ContentSettings(_Strict):
         faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
+    n_seeds: int = Field(default=10, ge=1, le=100)
     aggregation: Literal["sum", "max"] = "sum"
     ef_runtime: int | None = Field(default=None, ge=1, le=10_000)
     max_k: int = Field(default=500, ge=1, le=10_000)
@@ -226,16 +228,9 @@ class FeaturesSettings(_Strict):
     """The Features deployment's `user_config`.
 
     Attributes:
-        movie_cache_ttl_s: Movie features change only when the pipeline materializes, so a
-            replica keeps them this long (0 disables the cache: every read goes to Feast).
-        movie_cache_size: At most this many movies are cached.
-        max_movies: Upper bound of the movies one request may ask for.
         faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
-    movie_cache_ttl_s: float = Field(default=300.0, ge=0.0, le=86_400.0)
-    movie_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
-    max_movies: int = Field(default=2000, ge=1, le=100_000)
     faults: FaultSettings = FaultSettings()
 
 

@@ -229,7 +229,7 @@ def redis_content_lists(
     """Vector-search lists served by Redis: the content index loaded as serving loads it."""
     import redis
 
-    from models.content.client import VectorSearchClient
+    from models.content.client import RedisTransport, VectorSearch
     from models.content.offline import content_recommendations
     from models.pipeline.load import load_vector_index
     from models.ranking.candidates import content_lists, liked_seeds
@@ -240,10 +240,10 @@ def redis_content_lists(
     try:
         status = load_vector_index(layout, manifest, client)
         log.info("content index %s (%s)", layout.content_index_alias, status)
-        search = VectorSearchClient(client, layout.content_index_alias)
         seeds = liked_seeds(train, candidates.n_seeds, candidates.like_threshold)
         table = content_recommendations(
-            search,
+            RedisTransport(client),
+            VectorSearch(layout.content_index_alias),
             train,
             candidates.content_n,
             seeds=seeds,
