@@ -37,13 +37,14 @@ export RAY_DASHBOARD_HOST := 127.0.0.1
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
 	@# torch first, pinned, in its own step: a loose range would pull the multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" \
 		$(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL),)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# constraints.txt: the exact versions the tests ran on (README "Regenerating constraints.txt").
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints.txt
 	@touch $@
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools.
@@ -83,10 +84,11 @@ test-unit: $(STAMP) ## Only the tests that need no services and train nothing.
 bench-scale: $(STAMP) $(SCANN_STAMP) ## Scale curve (10k-1M movies) -> benchmarks/results/scale.json + .png, README tables.
 	$(BIN)/python -m benchmarks.scale --readme README.md
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy.
+lint: $(STAMP) ## ruff (lint + format check), mypy and the import layers (lint-imports).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy movierec models deployments benchmarks monitoring
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP) ## Apply ruff's fixes and formatting.
 	$(BIN)/ruff check --fix .

@@ -5,7 +5,7 @@
 Builds the monolith's pipeline (`benchmarks.monolith.start_pipeline`: the deployments' own
 classes, same artifacts, Redis and rules) and measures, one request at a time:
 
-* `recommend`: `RecommendService.recommend(user, k=10)` over `LocalClient`s, i.e. the whole
+* `recommend`: `RecommendService.recommend(user, k=10)` over the stage objects, i.e. the whole
   flow (stage compute, Redis and Feast reads, merge, rules, response model) without HTTP;
 * `stage_calls`: every stage call those requests made, recorded with its arguments and then
   replayed ALONE, one after the other (e.g. `features.user`, `ranking.rank`), so each is
@@ -22,29 +22,84 @@ import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.common import percentiles
+from deployments.stages import (
+    ContentStage,
+    FeaturesStage,
+    RankingStage,
+    RetrievalStage,
+    Stages,
+)
+from movierec.payloads import CandidateFilter, RankQuery, ScoredMovies, UserProfile
+
+Call = tuple[str, Callable[[], Awaitable[Any]]]
+"""A recorded stage call: its label ("stage.method") and a closure that repeats it."""
 
 
-class RecordingClient:
-    """A `LocalClient` that remembers each call (method and arguments) while recording."""
+class Recorder:
+    """Wraps the four stages so that every call made while `recording` is noted."""
 
-    def __init__(self, stage: object, name: str, calls: list[tuple[str, str, tuple[Any, ...]]]):
-        from deployments.stage_client import LocalClient
-
-        self._inner = LocalClient(stage)
-        self._name = name
-        self._calls = calls
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
         self.recording = False
 
-    async def call(self, method: str, *args: Any) -> Any:
-        """Runs the call (see `LocalClient.call`), noting it first when recording."""
+    def note(self, label: str, call: Callable[[], Awaitable[Any]]) -> None:
+        """Notes one call (when recording)."""
         if self.recording:
-            self._calls.append((self._name, method, args))
-        return await self._inner.call(method, *args)
+            self.calls.append((label, call))
+
+    def wrap(self, stages: Stages) -> Stages:
+        """The same stages, each call noted first."""
+        return Stages(
+            retrieval=_RecordedRetrieval(stages.retrieval, self),
+            content=_RecordedContent(stages.content, self),
+            features=_RecordedFeatures(stages.features, self),
+            ranking=_RecordedRanking(stages.ranking, self),
+        )
+
+
+class _RecordedRetrieval:
+    def __init__(self, inner: RetrievalStage, recorder: Recorder) -> None:
+        self._inner, self._recorder, self.health = inner, recorder, inner.health
+
+    async def candidates(self, user_id: int, n: int) -> ScoredMovies:
+        self._recorder.note("retrieval.candidates", lambda: self._inner.candidates(user_id, n))
+        return await self._inner.candidates(user_id, n)
+
+
+class _RecordedContent:
+    def __init__(self, inner: ContentStage, recorder: Recorder) -> None:
+        self._inner, self._recorder, self.health = inner, recorder, inner.health
+        self.similar = inner.similar
+
+    async def candidates(self, user_id: int, n: int, allowed: CandidateFilter) -> ScoredMovies:
+        inner = self._inner
+        self._recorder.note("content.candidates", lambda: inner.candidates(user_id, n, allowed))
+        return await inner.candidates(user_id, n, allowed)
+
+
+class _RecordedFeatures:
+    def __init__(self, inner: FeaturesStage, recorder: Recorder) -> None:
+        self._inner, self._recorder, self.health = inner, recorder, inner.health
+
+    async def user(self, user_id: int) -> UserProfile | None:
+        self._recorder.note("features.user", lambda: self._inner.user(user_id))
+        return await self._inner.user(user_id)
+
+
+class _RecordedRanking:
+    def __init__(self, inner: RankingStage, recorder: Recorder) -> None:
+        self._inner, self._recorder, self.health = inner, recorder, inner.health
+
+    async def rank(self, query: RankQuery) -> np.ndarray:
+        self._recorder.note("ranking.rank", lambda: self._inner.rank(query))
+        return await self._inner.rank(query)
 
 
 async def measure(
@@ -52,40 +107,25 @@ async def measure(
 ) -> dict[str, Any]:
     """Runs the measurement (see the module doc) on the running event loop."""
     from benchmarks.monolith import start_pipeline
-    from deployments.stage_client import LocalClient
+    from deployments.request import RecommendRequest
 
-    calls: list[tuple[str, str, tuple[Any, ...]]] = []
-    clients: list[RecordingClient] = []
-
-    def wrap(stage: object, name: str) -> RecordingClient:
-        clients.append(RecordingClient(stage, name, calls))
-        return clients[-1]
-
-    pipeline = await start_pipeline(config_path, args_json, wrap=wrap, with_metrics=True)
+    recorder = Recorder()
+    pipeline = await start_pipeline(config_path, args_json, wrap=recorder.wrap, with_metrics=True)
     for user_id in list(user_ids)[:warmup]:
-        await pipeline.service.recommend(user_id, k, [], set(), None)
-    for client in clients:
-        client.recording = True
+        await pipeline.service.recommend(RecommendRequest(user_id, k))
+    recorder.recording = True
     latencies = []
     for user_id in user_ids:
         started = time.perf_counter()
-        await pipeline.service.recommend(user_id, k, [], set(), None)
+        await pipeline.service.recommend(RecommendRequest(user_id, k))
         latencies.append(1000.0 * (time.perf_counter() - started))
-    for client in clients:
-        client.recording = False
+    recorder.recording = False
 
-    objects = {
-        "retrieval": pipeline.stages.retrieval,
-        "features": pipeline.stages.features,
-        "content": pipeline.stages.content,
-        "ranking": pipeline.stages.ranking,
-    }
     alone: dict[str, list[float]] = defaultdict(list)
-    for stage, method, args in calls:
-        local = LocalClient(objects[stage])
+    for label, call in recorder.calls:
         started = time.perf_counter()
-        await local.call(method, *args)
-        alone[f"{stage}.{method}"].append(1000.0 * (time.perf_counter() - started))
+        await call()
+        alone[label].append(1000.0 * (time.perf_counter() - started))
     return {
         "requests": len(latencies),
         "k": k,

@@ -299,7 +299,7 @@ def _floor_table(floor: Mapping[str, Any]) -> str:
     rows = ["| in-process compute floor (no HTTP, no hops) | p50 ms | p99 ms |", "|---|---|---|"]
     rec = floor.get("recommend") or {}
     rows.append(
-        f"| `service.recommend` (LocalClients) | {_fmt(rec.get('p50_ms'), 2)} "
+        f"| `service.recommend` (in process) | {_fmt(rec.get('p50_ms'), 2)} "
         f"| {_fmt(rec.get('p99_ms'), 2)} |"
     )
     for name, stats in (floor.get("stage_calls") or {}).items():

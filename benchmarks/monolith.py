@@ -4,8 +4,9 @@
 
 Same code, same artifacts, same Redis, same rules as the Serve app: each stage is its
 deployment's own class (`Retrieval.func_or_class(...)` etc.) instantiated in this process,
-configured with the `user_config` that `serve_config.yaml` gives its deployment, and reached
-through a `LocalClient` instead of a `DeploymentHandle`; the flow is the same
+configured with the `user_config` that `serve_config.yaml` gives its deployment, and called
+directly (each class implements its stage's Protocol) instead of through a `DeploymentHandle`;
+the flow is the same
 `RecommendService` and the routes the same `create_app`. This is what a user would build
 without Ray Serve: one process, no hops, no proxy.
 
@@ -35,26 +36,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployments.stages import Stages
+
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class InProcessStages:
-    """The four stage objects of the Serve app, built in this process."""
-
-    retrieval: Any
-    features: Any
-    content: Any
-    ranking: Any
-
-    def by_deployment(self) -> dict[str, Any]:
-        """Deployment name -> stage object."""
-        return {
-            "Retrieval": self.retrieval,
-            "Features": self.features,
-            "Content": self.content,
-            "Ranking": self.ranking,
-        }
+def by_deployment(stages: Stages) -> dict[str, Any]:
+    """Deployment name -> stage object (each has the deployment's `reconfigure`)."""
+    return {
+        "Retrieval": stages.retrieval,
+        "Content": stages.content,
+        "Features": stages.features,
+        "Ranking": stages.ranking,
+    }
 
 
 def _batch_context(ranking: Any, max_ongoing_requests: int) -> None:
@@ -80,7 +74,7 @@ def _stage_class(decorated: object) -> Any:
     return _deployment(decorated).func_or_class
 
 
-def build_stages(args: Any, max_ongoing: Mapping[str, int] | None = None) -> InProcessStages:
+def build_stages(args: Any, max_ongoing: Mapping[str, int] | None = None) -> Stages:
     """Instantiates the deployments' classes in this process (loads both SavedModels).
 
     Args:
@@ -100,19 +94,19 @@ def build_stages(args: Any, max_ongoing: Mapping[str, int] | None = None) -> InP
     )
     limit = (max_ongoing or {}).get("Ranking") or ranking_deployment.max_ongoing_requests
     _batch_context(ranking, int(limit))
-    return InProcessStages(
+    return Stages(
         retrieval=_stage_class(Retrieval)(
             context, args.retrieval_intra_op_threads, args.retrieval_inter_op_threads
         ),
-        features=_stage_class(Features)(context),
         content=_stage_class(Content)(context),
+        features=_stage_class(Features)(context),
         ranking=ranking,
     )
 
 
-async def configure_stages(stages: InProcessStages, user_configs: Mapping[str, Any]) -> None:
+async def configure_stages(stages: Stages, user_configs: Mapping[str, Any]) -> None:
     """Applies each deployment's `user_config` (`reconfigure`), on the running event loop."""
-    for name, stage in stages.by_deployment().items():
+    for name, stage in by_deployment(stages).items():
         result = stage.reconfigure(dict(user_configs.get(name) or {}))
         if inspect.isawaitable(result):
             await result
@@ -123,23 +117,17 @@ class Pipeline:
     """The in-process pipeline: the service, its stage objects and its metrics registry."""
 
     service: Any
-    stages: InProcessStages
+    stages: Stages
     registry: Any
     metrics: Any
 
 
-def build_service(
-    stages: InProcessStages,
-    args: Any,
-    wrap: Callable[[Any, str], Any] | None = None,
-    registry: Any = None,
-) -> tuple[Any, Any]:
+def build_service(stages: Stages, args: Any, registry: Any = None) -> tuple[Any, Any]:
     """The `RecommendService` over the in-process stages, and its `ServingMetrics` (or None).
 
     Args:
-        stages: The stage objects.
+        stages: The stage objects (each implements its `deployments.stages` Protocol).
         args: The app's `AppArgs`.
-        wrap: (stage object, stage name) -> `StageClient` (default: `LocalClient`).
         registry: A prometheus_client registry for the request metrics (the Serve
             Controller records the same ones through Ray); None records none.
     """
@@ -147,10 +135,6 @@ def build_service(
     from deployments.observability.backends import PrometheusClientBackend
     from deployments.observability.serving import ServingMetrics
     from deployments.service import RecommendService, manifest_version
-    from deployments.stage_client import LocalClient, Stages
-
-    def client(stage: Any, name: str) -> Any:
-        return LocalClient(stage) if wrap is None else wrap(stage, name)
 
     context = args.context()
     catalog = Catalog.load(context.layout.catalog_dir)
@@ -158,12 +142,7 @@ def build_service(
     if registry is not None:
         observer = ServingMetrics(PrometheusClientBackend(registry), catalog)
     service = RecommendService(
-        Stages(
-            retrieval=client(stages.retrieval, "retrieval"),
-            features=client(stages.features, "features"),
-            content=client(stages.content, "content"),
-            ranking=client(stages.ranking, "ranking"),
-        ),
+        stages,
         catalog,
         manifest_version(context),
         observer=observer,
@@ -174,7 +153,7 @@ def build_service(
 async def start_pipeline(
     config_path: Path,
     args_json: Mapping[str, Any],
-    wrap: Callable[[Any, str], Any] | None = None,
+    wrap: Callable[[Stages], Stages] | None = None,
     with_metrics: bool = True,
 ) -> Pipeline:
     """Builds, configures and warms the whole in-process pipeline.
@@ -184,7 +163,8 @@ async def start_pipeline(
     Args:
         config_path: The `serve_config.yaml` whose args and user_configs to use.
         args_json: Overrides of the app's args.
-        wrap: (stage object, stage name) -> `StageClient` (default: `LocalClient`).
+        wrap: Wraps the configured stages before the service uses them (e.g. to record
+            the calls); None uses them as they are.
         with_metrics: Record the request metrics in a fresh prometheus_client registry.
     """
     from prometheus_client import CollectorRegistry
@@ -204,7 +184,7 @@ async def start_pipeline(
     stages = await asyncio.to_thread(build_stages, args, max_ongoing)
     await configure_stages(stages, user_configs)
     registry = CollectorRegistry() if with_metrics else None
-    service, metrics = build_service(stages, args, wrap, registry)
+    service, metrics = build_service(stages if wrap is None else wrap(stages), args, registry)
     controller = ControllerConfig.model_validate(user_configs["Controller"])
     service.configure(controller)
     if metrics is not None:  # as the Serve Controller's reconfigure does

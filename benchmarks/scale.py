@@ -10,7 +10,7 @@ dimension it measures, one thread per method, after warm-up:
   and of a batch, memory per movie, build time;
 * ScaNN (approximate; in its own venv, see `benchmarks.scalebench.scann_worker`): the same,
   plus recall@k against exact top-k;
-* Redis HNSW through movierec's `build_index` / `VectorSearchClient` on a throwaway embedded
+* Redis HNSW through movierec's `build_index` / `VectorSearch` on a throwaway embedded
   Redis: KNN latency, recall@k, `used_memory` and FT.INFO index size per movie, build time;
 
 and per size, Feast online reads of 100/300/1000 candidates' features through

@@ -115,8 +115,8 @@ def system_report(
     window: int,
 ) -> dict[str, float]:
     """The protocol's metrics (`models.evaluation`) plus coverage, diversity, cap compliance."""
-    from models.evaluation.metrics import ranking_metrics
     from models.evaluation.report import metrics_dict
+    from models.metrics.ranking import ranking_metrics
 
     out: dict[str, float] = metrics_dict(ranking_metrics(lists, relevant, k))
     out["catalog_coverage"] = catalog_coverage(lists, catalog_size, k)
@@ -239,7 +239,7 @@ def run(
     from deployments.catalog import Catalog
     from deployments.service import manifest_version
     from models.evaluation.popularity import popularity_recommendations
-    from models.evaluation.protocol import items_by_user
+    from models.metrics.protocol import items_by_user
 
     context = AppArgs.model_validate(config.args).context()
     if context.mode != "eval":

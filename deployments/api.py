@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.request import RecommendRequest
 from deployments.schemas import (
     ID_MAX,
     K_DEFAULT,
@@ -43,6 +44,7 @@ from deployments.security import (
     SecurityPolicy,
 )
 from deployments.service import MovieNotFoundError, RecommendService, StageFailedError
+from movierec.payloads import CandidateFilter
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +148,16 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
     ) -> RecommendationResponse:
         """Personal recommendations; an unknown user gets the cold-start list."""
         check_year_range(year_min, year_max)
-        wanted = check_genres(genres or [], service.catalog.genres)
-        year_range = None if year_min is None and year_max is None else (year_min, year_max)
-        result, trace = await service.recommend(user_id, k, wanted, set(exclude or ()), year_range)
+        request = RecommendRequest(
+            user_id=user_id,
+            k=k,
+            allowed=CandidateFilter(
+                exclude=frozenset(exclude or ()),
+                genres=tuple(check_genres(genres or [], service.catalog.genres)),
+                year_range=None if year_min is None and year_max is None else (year_min, year_max),
+            ),
+        )
+        result, trace = await service.recommend(request)
         response.headers["Server-Timing"] = trace.server_timing()
         return result
 

@@ -6,8 +6,8 @@
     serve run serve_config.yaml        # or: serve deploy serve_config.yaml
     serve run deployments.app:build_app artifacts_dir=/path/to/artifacts mode=full
 
-The deployments' resources, autoscaling and `user_config` come from `serve_config.yaml`
-(which overrides the defaults declared on each class).
+The deployments' options (resources, autoscaling, limits, health checks) and `user_config`
+live in `serve_config.yaml` only; the classes declare none.
 
 No `from __future__ import annotations` here: Serve reads `build_app`'s annotation at runtime
 to validate the `args` into an `AppArgs`.
@@ -104,9 +104,9 @@ def build_app(args: AppArgs) -> Application:
     retrieval = _deployment(Retrieval).bind(
         context, args.retrieval_intra_op_threads, args.retrieval_inter_op_threads
     )
-    features = _deployment(Features).bind(context)
     content = _deployment(Content).bind(context)
+    features = _deployment(Features).bind(context)
     ranking = _deployment(Ranking).bind(
         context, args.ranking_intra_op_threads, args.ranking_inter_op_threads
     )
-    return _deployment(Controller).bind(retrieval, features, content, ranking, context)
+    return _deployment(Controller).bind(retrieval, content, features, ranking, context)

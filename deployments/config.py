@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from deployments.faults import FaultSettings
 from movierec.layout import ArtifactLayout, Mode
-from movierec.redis_server import mask_url, resolve_redis_url
+from movierec.redis_url import mask_url, resolve_redis_url
 from movierec.rules import RuleConfig
 from movierec.settings import get_settings
 from movierec.stages import CONTENT, POPULAR, RETRIEVAL, SOURCES
@@ -43,7 +43,7 @@ class ServingContext(_Strict):
         mode: "eval" or "full" tree.
         run_dir: Run dir of the embedded Redis (its state file holds the URL).
         redis_url: Explicit Redis URL; None: `REDIS_URL` of the replica's environment, else
-            the embedded Redis of `run_dir` (see `movierec.redis_server.resolve_redis_url`).
+            the embedded Redis of `run_dir` (see `movierec.redis_url.resolve_redis_url`).
             A `SecretStr`, so it never shows in reprs or logs.
     """
 
@@ -62,7 +62,7 @@ class ServingContext(_Strict):
         """The Redis URL (password included: log it only through `mask_url`).
 
         Raises:
-            movierec.redis_server.RedisServerError: No Redis is configured or reachable.
+            movierec.redis_url.RedisServerError: No Redis is configured or reachable.
         """
         base = get_settings()
         explicit = self.redis_url.get_secret_value() if self.redis_url else base.redis_url
@@ -78,15 +78,13 @@ class CandidateCounts(_Strict):
     Attributes:
         retrieval: Movies asked from the two-tower model (seen ones are dropped afterwards,
             so ask generously; clipped to the exported K).
-        content: Unseen movies asked from vector search.
-        n_seeds: The user's top-liked movies used as vector-search seeds.
+        content: Unseen movies asked from the content source.
         popular: Popular movies merged in when a source failed, or to fill a short list.
         max_ranked: At most this many filtered candidates (best merged first) are ranked.
     """
 
     retrieval: int = Field(default=200, ge=0, le=2000)
     content: int = Field(default=50, ge=0, le=1000)
-    n_seeds: int = Field(default=10, ge=1, le=100)
     popular: int = Field(default=100, ge=0, le=2000)
     max_ranked: int = Field(default=100, ge=1, le=2000)
 
@@ -126,10 +124,9 @@ class StageTimeouts(_Strict):
         total: The whole recommendation request's budget.
         reserve: Kept back from every stage deadline for merging, rules and the response.
         retrieval: Two-tower retrieval.
-        features: The user's features (the vector search seeds and the seen list).
-        content: Content KNN.
-        candidate_features: The candidates' movie features (only the near cache's misses).
-        ranking: The batched ranker.
+        features: The user's features (the seen list and the ranker's user features).
+        content: The content source (the user's liked movies, then a KNN).
+        ranking: The batched ranker (with the candidates' movie features it reads).
         similar: `/movies/{id}/similar` (its own request: not part of `total`).
         health: Each stage's `health()` in `/healthz` (not part of `total`).
     """
@@ -138,9 +135,8 @@ class StageTimeouts(_Strict):
     reserve: float = Field(default=0.005, ge=0.0, le=1.0)
     retrieval: float = Field(default=0.030, gt=0.0, le=60.0)
     features: float = Field(default=0.040, gt=0.0, le=60.0)
-    content: float = Field(default=0.030, gt=0.0, le=60.0)
-    candidate_features: float = Field(default=0.040, gt=0.0, le=60.0)
-    ranking: float = Field(default=0.060, gt=0.0, le=60.0)
+    content: float = Field(default=0.040, gt=0.0, le=60.0)
+    ranking: float = Field(default=0.080, gt=0.0, le=60.0)
     similar: float = Field(default=0.100, gt=0.0, le=60.0)
     health: float = Field(default=2.0, gt=0.0, le=60.0)
 
@@ -191,7 +187,6 @@ class ControllerConfig(_Strict):
         weights: Reciprocal-rank-fusion weight per source (sources not named get 1.0).
         rules: Post-ranking rules.
         timeouts: Per-stage deadlines.
-        movie_cache: The near cache of candidate movie features.
         monitoring: The model-health metrics.
     """
 
@@ -202,7 +197,6 @@ class ControllerConfig(_Strict):
     )
     rules: RulesSettings = RulesSettings()
     timeouts: StageTimeouts = StageTimeouts()
-    movie_cache: MovieCacheSettings = MovieCacheSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
 
     @model_validator(mode="after")
@@ -234,6 +228,7 @@ class ContentSettings(_Strict):
     """The Content deployment's `user_config`.
 
     Attributes:
+        n_seeds: The user's top-liked movies used as seeds.
         aggregation: How seed similarities combine: "sum" (one KNN on the seeds' centroid,
             cheapest) or "max" (one KNN per seed).
         ef_runtime: HNSW EF_RUNTIME per query; None keeps the index default.
@@ -241,6 +236,7 @@ class ContentSettings(_Strict):
         faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
+    n_seeds: int = Field(default=10, ge=1, le=100)
     aggregation: Literal["sum", "max"] = "sum"
     ef_runtime: int | None = Field(default=None, ge=1, le=10_000)
     max_k: int = Field(default=500, ge=1, le=10_000)
@@ -251,16 +247,9 @@ class FeaturesSettings(_Strict):
     """The Features deployment's `user_config`.
 
     Attributes:
-        movie_cache_ttl_s: Movie features change only when the pipeline materializes, so a
-            replica keeps them this long (0 disables the cache: every read goes to Feast).
-        movie_cache_size: At most this many movies are cached.
-        max_movies: Upper bound of the movies one request may ask for.
         faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
-    movie_cache_ttl_s: float = Field(default=300.0, ge=0.0, le=86_400.0)
-    movie_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
-    max_movies: int = Field(default=2000, ge=1, le=100_000)
     faults: FaultSettings = FaultSettings()
 
 

@@ -22,17 +22,12 @@ from deployments.observability.backends import RayServeBackend
 from deployments.observability.serving import ServingMetrics
 from deployments.security import SecurityPolicy
 from deployments.service import RecommendService, manifest_version
-from deployments.stage_client import HandleClient, Stages
+from deployments.stages import handles_for
 
 logger = logging.getLogger(__name__)
 
 
-@serve.deployment(
-    ray_actor_options={"num_cpus": 0.3},
-    max_ongoing_requests=64,
-    health_check_period_s=10,
-    health_check_timeout_s=30,
-)
+@serve.deployment
 @serve.ingress()
 class Controller:
     """HTTP ingress: validation, stage composition, fallbacks, rules, response."""
@@ -40,8 +35,8 @@ class Controller:
     def __init__(
         self,
         retrieval: DeploymentHandle,
-        features: DeploymentHandle,
         content: DeploymentHandle,
+        features: DeploymentHandle,
         ranking: DeploymentHandle,
         context: ServingContext,
     ) -> None:
@@ -49,8 +44,8 @@ class Controller:
 
         Args:
             retrieval: Handle of the `Retrieval` deployment.
-            features: Handle of the `Features` deployment.
             content: Handle of the `Content` deployment.
+            features: Handle of the `Features` deployment.
             ranking: Handle of the `Ranking` deployment.
             context: The artifacts tree.
         """
@@ -58,12 +53,7 @@ class Controller:
         catalog = Catalog.load(context.layout.catalog_dir)
         self._metrics = ServingMetrics(RayServeBackend(), catalog)
         self._service = RecommendService(
-            Stages(
-                retrieval=HandleClient(retrieval),
-                features=HandleClient(features),
-                content=HandleClient(content),
-                ranking=HandleClient(ranking),
-            ),
+            handles_for(retrieval, content, features, ranking),
             catalog,
             manifest_version(context),
             observer=self._metrics,

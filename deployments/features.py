@@ -1,9 +1,9 @@
-"""Features deployment: Feast online reads for one user and for a batch of candidates.
+"""Features deployment: the user's online features (Feast, Redis), `FeaturesStage`.
 
-One `models.features.online.OnlineFeatures` (a long-lived FeatureStore, its registry and Redis
-client) per replica. Movie features change only when the pipeline materializes, so the
-replica keeps them in a TTL cache (`FeaturesSettings.movie_cache_ttl_s`): reading 100
-candidates from Feast costs milliseconds, from the cache microseconds.
+A thin wrapper around the features runtime (`models.features.runtime.OnlineFeatures`: a
+long-lived FeatureStore, its registry and Redis client per replica), held by a
+`RedisResource` that reconnects after Redis restarts. Candidate movies' features are read by
+the Ranking stage itself (same runtime), not here.
 """
 
 from __future__ import annotations
@@ -12,68 +12,35 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio
 from ray import serve
 
-from deployments.common import (
-    LazyResource,
-    ReplicaHealth,
-    StageUnavailableError,
-    describe,
-    health_payload,
-)
+from deployments.common import StageUnavailableError, health_payload
 from deployments.config import FeaturesSettings, ServingContext
 from deployments.faults import FaultInjector
-from models.features.cache import MovieFeatureCache
-from movierec.layout import ArtifactLayout
-from movierec.stages import LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
+from deployments.redis_resource import RedisResource
+from movierec.payloads import UserProfile
+
+if TYPE_CHECKING:  # Feast loads in the replica, not where the app is built
+    from models.features.runtime import OnlineFeatures
 
 logger = logging.getLogger(__name__)
 
 
-@serve.deployment(
-    ray_actor_options={"num_cpus": 0.2},
-    max_ongoing_requests=64,
-    health_check_period_s=10,
-    health_check_timeout_s=30,
-)
+@serve.deployment
 class Features:
-    """Online features of users and candidate movies."""
+    """The user's online features, liked and seen movies (implements `FeaturesStage`)."""
 
     def __init__(self, context: ServingContext) -> None:
-        """Opens the feature store lazily (a missing registry or Redis makes the stage
+        """Opens the feature store lazily (a missing registry, Redis or data makes the stage
         unavailable, not the replica crash; the next call retries)."""
-        self._context = context
-        self._layout = context.layout
         self._registry = context.layout.features_dir / "registry.db"
         self._project = context.layout.feast_project
         self._settings = FeaturesSettings()
-        self._cache = MovieFeatureCache(
-            self._settings.movie_cache_ttl_s, self._settings.movie_cache_size
-        )
-        self._reader: LazyResource[Any] = LazyResource(self._open, "feature store")
+        self._store = online_features(context)
         self._faults = FaultInjector("features")
-        self._replica_health = ReplicaHealth("features")
-
-    async def _open(self) -> Any:
-        """A reader on the current Redis (the URL is resolved again at every (re)connect)."""
-        from models.features.online import OnlineFeatures
-
-        if not self._registry.exists():
-            raise FileNotFoundError(f"no Feast registry at {self._registry}")
-        url = self._context.resolve_redis_url()
-        if not await _online_store_loaded(url, self._layout):
-            raise StageUnavailableError(
-                "the online store is empty (Redis restarted without its data?): run the loader"
-            )
-        reader = await asyncio.to_thread(OnlineFeatures.open, url, self._registry, self._project)
-        # Warm-up: the first read builds Feast's serializers and the async Redis client.
-        await self._read_user(reader, 0)
-        await reader.get_movie_features_async([0])
-        return reader
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Applies the `user_config` (`FeaturesSettings`); at replica start it also opens
@@ -81,86 +48,32 @@ class Features:
         settings = FeaturesSettings.model_validate(config or {})
         self._faults.configure(settings.faults)
         self._settings = settings
-        self._cache.resize(self._settings.movie_cache_ttl_s, self._settings.movie_cache_size)
         with contextlib.suppress(StageUnavailableError):  # unavailable: retried on the next call
-            await self._reader.get()
+            await self._store.get()
 
-    @staticmethod
-    async def _read_user(reader: Any, user_id: int) -> dict[str, Any]:
-        """User features and history in ONE Feast read (both views are keyed by user_id)."""
-        from models.features.online import response_columns
-
-        response = await reader.store.get_online_features_async(
-            [*reader.user_refs, *reader.history_refs], {"user_id": [int(user_id)]}
-        )
-        columns = response_columns(response, ("user_id",))
-        return {name: values[0] for name, values in columns.items()}
-
-    async def user(self, user_id: int) -> dict[str, Any] | None:
-        """The user's ranker features plus `liked_movie_ids` and `seen_movie_ids`.
+    async def user(self, user_id: int) -> UserProfile | None:
+        """The user's ranker features, liked and seen movies, in one Feast read.
 
         Returns:
-            Feature name -> value (None where missing; the id lists are [] when missing);
-            None for a user the store does not know (no feature row at all: cold start).
+            The profile (feature values None where missing); None for a user the store
+            does not know (no feature row at all: cold start).
 
         Raises:
             StageUnavailableError: Redis cannot be reached (or lost its data).
         """
         await self._faults.apply("user")
-        async with self._reader.use() as reader:
-            row = await self._read_user(reader, user_id)
-        if all(v is None or v == [] for v in row.values()):
-            return None
-        row[LIKED_MOVIE_IDS] = list(row.get(LIKED_MOVIE_IDS) or [])
-        row[SEEN_MOVIE_IDS] = list(row.get(SEEN_MOVIE_IDS) or [])
-        return row
-
-    async def movies(self, movie_ids: list[int]) -> dict[str, list[Any]]:
-        """The candidates' ranker features, columnar, aligned with `movie_ids`.
-
-        Raises:
-            StageUnavailableError: Redis cannot be reached (or lost its data).
-        """
-        await self._faults.apply("movies")
-        ids = [int(i) for i in movie_ids[: self._settings.max_movies]]
-        now = time.monotonic()
-        found, missing = self._cache.get_many(ids, now)
-        async with self._reader.use() as reader:
-            if missing:
-                columns = await reader.get_movie_features_async(missing)
-                names = list(columns)
-                fresh = {
-                    movie_id: {name: columns[name][row] for name in names}
-                    for row, movie_id in enumerate(missing)
-                }
-                self._cache.put_many(fresh, now)
-                found.update(fresh)
-            names = [ref.split(":", 1)[1] for ref in reader.movie_refs]
-        return {name: [found[i].get(name) for i in ids] for name in names}
-
-    async def _probe(self) -> str | None:
-        """None when this replica reads a user from Redis, else why not."""
-        try:
-            async with self._reader.use() as reader:
-                await self._read_user(reader, 0)
-        except Exception as exc:
-            return describe(exc)
-        return None
+        async with self._store.use() as reader:
+            return await reader.user_profile(user_id)
 
     async def health(self) -> dict[str, Any]:
         """Stage health: the store is open and Redis answers a one-user read."""
-        problem = await self._probe()
+        _, problem = await self._store.probe(one_user_read)
         if problem is not None:
             return health_payload("unavailable", registry=str(self._registry), error=problem)
-        reader = self._reader.current
         return health_payload(
             "ok",
-            project=reader.store.project if reader is not None else None,
-            cached_movies=len(self._cache),
-            cache_hits=self._cache.hits,
-            cache_misses=self._cache.misses,
-            movie_cache_ttl_s=self._settings.movie_cache_ttl_s,
-            reconnects=max(self._reader.rebuilds - 1, 0),
+            project=self._project,
+            reconnects=self._store.reconnects,
             faults=self._faults.describe(),
         )
 
@@ -171,28 +84,46 @@ class Features:
             RuntimeError: This replica failed to read from a Redis that a fresh connection
                 reads fine, several checks in a row (Serve then replaces it).
         """
-        problem = await self._probe()
-        ready = problem is None or await _online_store_ready(self._context, self._layout)
-        self._replica_health.record(problem is None, ready, problem or "")
+        await self._store.check_health(one_user_read)
 
     def pid(self) -> int:
         """The replica's process id."""
         return os.getpid()
 
 
-async def _online_store_loaded(url: str, layout: ArtifactLayout) -> bool:
-    """Whether the Redis at `url` holds this tree's materialized features (the loader's mark)."""
-    client = redis.asyncio.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    try:
-        return bool(await client.exists(layout.features_version_key))
-    finally:
-        await client.aclose()
+def online_features(context: ServingContext) -> RedisResource[OnlineFeatures]:
+    """A replica's features runtime on the current Redis, reconnecting (the Features
+    stage's, and the Content stage's, which reads the user's history itself).
+
+    A build needs the tree's Feast registry and Redis holding its materialized features
+    (the loader's mark); it warms the reader up (the first read builds Feast's serializers
+    and the async Redis client).
+    """
+    registry = context.layout.features_dir / "registry.db"
+    project = context.layout.feast_project
+    version_key = context.layout.features_version_key
+
+    async def loaded(client: redis.asyncio.Redis) -> bool:
+        return bool(await client.exists(version_key))
+
+    async def open_reader(url: str) -> OnlineFeatures:
+        from models.features.runtime import OnlineFeatures
+
+        if not registry.exists():
+            raise FileNotFoundError(f"no Feast registry at {registry}")
+        reader = await asyncio.to_thread(OnlineFeatures.open, url, registry, project)
+        await one_user_read(reader)
+        return reader
+
+    return RedisResource(
+        "feature store",
+        context.resolve_redis_url,
+        open_reader,
+        loaded,
+        missing="the online store is empty (Redis restarted without its data?): run the loader",
+    )
 
 
-async def _online_store_ready(context: ServingContext, layout: ArtifactLayout) -> bool:
-    """Whether a fresh connection finds Redis up with this tree's features (never raises)."""
-    try:
-        url = await asyncio.to_thread(context.resolve_redis_url, verify=False)
-        return await _online_store_loaded(url, layout)
-    except Exception:
-        return False
+async def one_user_read(reader: OnlineFeatures) -> None:
+    """One Feast read of a user (features and history): the warm-up and the probe."""
+    await reader.user_profile(0)

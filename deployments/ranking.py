@@ -27,12 +27,10 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
-import redis.asyncio
 from ray import serve
 
 from deployments.catalog import POPULARITY_FILE
 from deployments.common import (
-    LazyResource,
     StageUnavailableError,
     describe,
     health_payload,
@@ -41,6 +39,7 @@ from deployments.common import (
 )
 from deployments.config import RankingSettings, ServingContext
 from deployments.faults import FaultInjector
+from deployments.features import online_features
 from deployments.model_slot import ModelSlot
 from deployments.observability.backends import RayServeBackend
 from deployments.observability.definitions import RANKING_BATCH_SIZE
@@ -50,6 +49,7 @@ from movierec.payloads import RankQuery
 from movierec.ranking_inputs import concat_inputs, split_scores
 
 if TYPE_CHECKING:
+    from models.features.runtime import OnlineFeatures
     from models.ranking.runtime import Ranker
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,6 @@ class Ranking:
         """Loads `ranking/saved_model` and `ranking/inputs.json`; a missing or invalid
         ranker leaves the stage unavailable (the Controller then orders by merged score).
         The online store is opened at the first `reconfigure` (on the replica's loop)."""
-        self._context = context
         self._layout = context.layout
         self._settings = RankingSettings()
         self._stats = BatchStats()
@@ -132,30 +131,11 @@ class Ranking:
         self._faults = FaultInjector("ranking")
         cache = self._settings.movie_cache
         self._movie_cache = MovieFeatureCache(cache.ttl_s, cache.size)
-        self._reader: LazyResource[Any] = LazyResource(self._open_reader, "feature store")
+        self._store = online_features(context)  # the Features stage's runtime, reconnecting
         self._warm_up: asyncio.Task[None] | None = None
         prepare_tensorflow(intra_op_threads, inter_op_threads)
         self._model: ModelSlot[Ranker] = ModelSlot("ranker", self._layout, _load_ranker)
         self._model.load()
-
-    async def _open_reader(self) -> Any:
-        """A Feast reader on the current Redis (the URL is resolved again at every
-        (re)connect); an empty online store (Redis restarted without its data) is refused."""
-        from models.features.online import OnlineFeatures
-
-        registry = self._layout.features_dir / "registry.db"
-        if not registry.exists():
-            raise FileNotFoundError(f"no Feast registry at {registry}")
-        url = await asyncio.to_thread(self._context.resolve_redis_url)
-        if not await _online_store_loaded(url, self._layout):
-            raise StageUnavailableError(
-                "the online store is empty (Redis restarted without its data?): run the loader"
-            )
-        reader = await asyncio.to_thread(
-            OnlineFeatures.open, url, registry, self._layout.feast_project
-        )
-        await reader.get_movie_features_async([0])  # builds Feast's serializers and client
-        return reader
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Applies the `user_config` (`RankingSettings`): the batching knobs, the movie
@@ -179,7 +159,7 @@ class Ranking:
         """Opens the store, then reads the `n` most popular movies into the cache in chunks;
         a failure only means later requests read them."""
         try:
-            await self._reader.get()
+            await self._store.get()
             ids = await asyncio.to_thread(_popular_ids, self._layout.catalog_dir, n)
             for start in range(0, len(ids), PREFETCH_CHUNK):
                 await self._movie_rows(ids[start : start + PREFETCH_CHUNK])
@@ -244,7 +224,7 @@ class Ranking:
             return found
         try:
             await self._faults.apply("movie_features")
-            async with self._reader.use() as reader:
+            async with self._store.use() as reader:
                 columns = await reader.get_movie_features_async(missing)
         except StageUnavailableError:
             raise
@@ -283,27 +263,23 @@ class Ranking:
             cache_hits=self._movie_cache.hits,
             cache_misses=self._movie_cache.misses,
             movie_cache_ttl_s=self._settings.movie_cache.ttl_s,
-            feature_store="open" if self._reader.ready else self._reader.error or "not open",
+            feature_store="open" if self._store.current is not None else "not open",
+            reconnects=self._store.reconnects,
         )
 
     async def check_health(self) -> None:
         """Serve's periodic check: a loaded ranker must still score a two-movie block
-        (`probe_model`: a broken one makes Serve replace the replica). Also reconnects the
-        online store off the request path (e.g. after a Redis restart with no traffic); an
-        unreachable store fails no check: requests fall back (every replica would fail)."""
+        (`probe_model`: a broken one makes Serve replace the replica), and the online store
+        is probed with a one-movie read (an idle replica also reconnects after a Redis
+        restart; see `RedisResource.check_health`).
+
+        Raises:
+            RuntimeError: The ranker is broken, or this replica failed to read from a Redis
+                that a fresh connection reads fine, several checks in a row.
+        """
         ranker = self._model.current
         await probe_model("ranker", None if ranker is None else ranker.warm_up)
-        await self._refresh_reader()
-
-    async def _refresh_reader(self) -> None:
-        """Reads one movie through the reader: a lost connection is dropped and reopened."""
-        for _ in range(2):  # the second round reopens what the first one dropped
-            try:
-                async with self._reader.use() as reader:
-                    await reader.get_movie_features_async([0])
-                return
-            except Exception as exc:
-                logger.debug("online store check failed: %s", describe(exc))
+        await self._store.check_health(_one_movie_read)
 
     def pid(self) -> int:
         """The replica's process id."""
@@ -340,10 +316,6 @@ def _popular_ids(catalog_dir: Path, n: int) -> list[int]:
     return ids
 
 
-async def _online_store_loaded(url: str, layout: ArtifactLayout) -> bool:
-    """Whether the Redis at `url` holds this tree's materialized features (the loader's mark)."""
-    client = redis.asyncio.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    try:
-        return bool(await client.exists(layout.features_version_key))
-    finally:
-        await client.aclose()
+async def _one_movie_read(reader: OnlineFeatures) -> None:
+    """One Feast read of a movie: the online store's probe."""
+    await reader.get_movie_features_async([0])

@@ -5,7 +5,7 @@ Synthetic movie rows (the `movie_metadata` and `movie_features` schemas of
 `write_sources` (parquet), `apply_definitions` (feature_repo/movierec_repo.py, as
 `feast apply`) and `materialize` (Feast's materialization into the Redis online store,
 which also writes the precomputed `ranker_movie_v1` vectors). Reads go through
-`models.features.online.OnlineFeatures.get_movie_features(_async)`, the reader the Features
+`models.features.runtime.OnlineFeatures.get_movie_features(_async)`, the reader the Features
 deployment uses, without the deployment's in-process movie cache in front of it.
 """
 
@@ -25,7 +25,7 @@ from feast import FeatureStore
 from benchmarks.common import percentiles, time_each
 from benchmarks.scalebench.redis_content import server_cpu_s, used_memory
 from models.features.genres import GENRES
-from models.features.online import OnlineFeatures
+from models.features.runtime import OnlineFeatures
 from models.features.snapshots import EVENT_TIMESTAMP, SCHEMAS, FeatureTables
 from models.features.store import (
     ENV_REGISTRY,

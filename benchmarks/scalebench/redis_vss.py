@@ -2,8 +2,8 @@
 
 The index is built by `models.content.index.build_index` (the pipeline's FT.CREATE HNSW
 schema, pipelined HSETs, wait until indexed, alias swap) with `IndexConfig(dim=...)`, and
-queried through `models.content.client.VectorSearchClient` (the same KNN plans the
-Content deployment runs): `knn` for one query, `run_many` for a pipelined batch. The
+queried through `models.content.client` (`VectorSearch` plans on a `RedisTransport`: the same
+KNN plans the Content deployment runs): `run` for one query, `run_many` for a pipelined batch. The
 synthetic movies have an embedding and an id but no title, year or genres.
 """
 
@@ -19,9 +19,8 @@ import redis
 from benchmarks.common import time_each
 from benchmarks.scalebench.data import Catalog, query_batches
 from benchmarks.scalebench.series import QuerySeries, summarize
-from models.content.client import VectorSearchClient
+from models.content.client import RedisTransport, VectorSearch
 from models.content.index import IndexConfig, build_index, drop_index, index_info
-from models.content.query import knn_plan
 
 _MB = 1024 * 1024
 
@@ -76,12 +75,14 @@ def measure_redis(
     memory_after = used_memory(client)
     info = index_info(client, build.index_name)
     try:
-        search = VectorSearchClient(client, alias=config.alias)
-        found = [[hit.movie_id for hit in search.knn(q, k)] for q in catalog.queries]
-        single_ms = time_each(lambda q: search.knn(q, k), list(catalog.queries), series.warmup)
+        transport, search = RedisTransport(client), VectorSearch(config.alias)
+        found = [[hit.movie_id for hit in transport.run(search.knn(q, k))] for q in catalog.queries]
+        single_ms = time_each(
+            lambda q: transport.run(search.knn(q, k)), list(catalog.queries), series.warmup
+        )
         groups = query_batches(catalog.queries, series.batch_size, series.batches)
         batch_ms = time_each(
-            lambda group: search.run_many([knn_plan(config.alias, q, k) for q in group]),
+            lambda group: transport.run_many([search.knn(q, k) for q in group]),
             groups,
             series.warmup,
         )

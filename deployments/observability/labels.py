@@ -20,7 +20,6 @@ STAGES: tuple[str, ...] = (
     "retrieval",
     "content",
     "features",
-    "candidate_features",
     "ranking",
     "rules",
     "total",

@@ -5,7 +5,7 @@
                                    [--alias movies] [--version v2] [--keep-previous]
 
 `embed` writes `content_embeddings.parquet`; `index` loads it into a new index version and
-swaps the alias atomically. Redis comes from `movierec.redis_server.resolve_redis_url`
+swaps the alias atomically. Redis comes from `movierec.redis_url.resolve_redis_url`
 (REDIS_URL, else the running embedded server).
 """
 
@@ -52,7 +52,7 @@ def _index(args: argparse.Namespace) -> int:
     from models.content.embeddings import read_embeddings
     from models.content.index import IndexConfig, build_index
     from models.data import load_dataset
-    from movierec.redis_server import resolve_redis_url
+    from movierec.redis_url import resolve_redis_url
 
     embeddings = read_embeddings(args.embeddings or get_settings().artifacts_dir)
     movies = load_dataset(args.variant).movies

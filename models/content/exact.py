@@ -83,7 +83,7 @@ class ExactIndex:
         aggregation: Aggregation = "max",
         exclude_seeds: bool = True,
     ) -> list[tuple[int, float]]:
-        """Exact counterpart of `VectorSearchClient.recommend_for_seeds`.
+        """Exact counterpart of `VectorSearch.recommend_for_seeds`.
 
         Returns:
             Up to `k` (movie_id, score), best first; score is max_s w_s cos(s, x) with the

@@ -1,6 +1,6 @@
 """Offline content-alone recommender: each user's top-liked movies as seeds, nearest unseen movies.
 
-Runs the served path for real (`VectorSearchClient` against Redis, pipelined across users), so
+Runs the served path for real (the content runtime against Redis, pipelined across users), so
 its offline metrics describe what the Content deployment returns. `exact_recommendations`
 is the same recommender on an in-memory `ExactIndex`, for quick sweeps and HNSW-recall checks.
 
@@ -20,9 +20,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from models.content.client import VectorSearchClient
+from models.content.client import RedisTransport, VectorSearch
 from models.content.exact import ExactIndex
 from models.content.query import Aggregation, ScoredMovie
+from models.content.runtime import ContentRuntime
 
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "movie_id", "score")
 
@@ -117,7 +118,8 @@ def _user_requests(
 
 
 def content_recommendations(
-    client: VectorSearchClient,
+    transport: RedisTransport,
+    search: VectorSearch,
     train: pd.DataFrame,
     k: int = 10,
     *,
@@ -133,27 +135,29 @@ def content_recommendations(
     two pipelined round trips (seed vectors, then KNNs).
 
     Args:
-        client: Vector search client on the live index.
+        transport: Runs the queries on the Redis holding the index.
+        search: The queries on the live index alias.
         train: Training ratings (user_id, movie_id, rating, timestamp).
         k: Recommendations per user.
         seeds: Precomputed seeds table (user_id, movie_id, weight), or None.
         policy: Seed policy when `seeds` is None.
-        aggregation: "max" or "sum" (see `VectorSearchClient.recommend_for_seeds`).
+        aggregation: "max" or "sum" (see `VectorSearch.recommend_for_seeds`).
         batch_users: Users per lockstep batch.
 
     Returns:
         Recommendation table (see module docstring).
     """
     seeds = select_seeds(train, policy) if seeds is None else seeds
+    runtime = ContentRuntime(search, aggregation)
     requests = _user_requests(train, seeds)
     results: list[tuple[int, list[ScoredMovie]]] = []
     for start in range(0, len(requests), batch_users):
         batch = requests[start : start + batch_users]
-        lists = client.recommend_many(
-            [(seed_ids, seen) for _, seed_ids, _, seen in batch],
-            k,
-            seed_weights=[weights for _, _, weights, _ in batch],
-            aggregation=aggregation,
+        lists = transport.run_many(
+            [
+                runtime.recommend(seed_ids, seen, k, seed_weights=weights)
+                for _, seed_ids, weights, seen in batch
+            ]
         )
         results += [(user_id, hits) for (user_id, *_), hits in zip(batch, lists, strict=True)]
     return _table((user_id, [(h.movie_id, h.score) for h in hits]) for user_id, hits in results)

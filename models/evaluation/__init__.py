@@ -1,19 +1,4 @@
-"""Offline top-k evaluation: ranking metrics, the evaluation protocol and baselines."""
+"""Offline quality of every stage on the evaluation protocol (`python -m models.evaluation`).
 
-from models.evaluation.metrics import (
-    RankingMetrics,
-    map_at_k,
-    ndcg_at_k,
-    precision_at_k,
-    ranking_metrics,
-    recall_at_k,
-)
-
-__all__ = [
-    "RankingMetrics",
-    "map_at_k",
-    "ndcg_at_k",
-    "precision_at_k",
-    "ranking_metrics",
-    "recall_at_k",
-]
+The metrics and the protocol themselves live in `models.metrics`.
+"""

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from models.evaluation.protocol import items_by_user, remove_seen
+from models.metrics.protocol import items_by_user, remove_seen
 
 
 def popularity_ranking(train: pd.DataFrame) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Evaluates the EVAL artifacts tree (everything built from the training split of the
 stratified 75/25 seed-42 split) against the test split, under the protocol of
-`models.evaluation.protocol`: training-seen items removed, k = 10, binary relevance (every
+`models.metrics.protocol`: training-seen items removed, k = 10, binary relevance (every
 test rating counts), metrics averaged over the users with at least one test item.
 
 Systems, each served the way production serves it:
@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.evaluation.metrics import RankingMetrics, ranking_metrics
 from models.evaluation.popularity import popularity_recommendations
-from models.evaluation.protocol import candidate_recall, items_by_user
+from models.metrics.protocol import candidate_recall, items_by_user
+from models.metrics.ranking import RankingMetrics, ranking_metrics
 
 log = logging.getLogger(__name__)
 
@@ -223,21 +223,21 @@ def redis_content_lists(
     """Vector-search lists served by Redis: the content index loaded as serving loads it."""
     import redis
 
-    from models.content.client import VectorSearchClient
+    from models.content.client import RedisTransport, VectorSearch
     from models.content.offline import content_recommendations
     from models.pipeline.load import load_vector_index
     from models.ranking.candidates import content_lists, liked_seeds
-    from movierec.redis_server import resolve_redis_url
+    from movierec.redis_url import resolve_redis_url
 
     url = redis_url or resolve_redis_url(start_if_needed=True)
     client = redis.Redis.from_url(url, decode_responses=False)
     try:
         status = load_vector_index(layout, manifest, client)
         log.info("content index %s (%s)", layout.content_index_alias, status)
-        search = VectorSearchClient(client, layout.content_index_alias)
         seeds = liked_seeds(train, candidates.n_seeds, candidates.like_threshold)
         table = content_recommendations(
-            search,
+            RedisTransport(client),
+            VectorSearch(layout.content_index_alias),
             train,
             candidates.content_n,
             seeds=seeds,

@@ -7,7 +7,7 @@ The definitions themselves live in feature_repo/ (movierec_repo.py, feature_stor
 """
 
 from models.features.genres import GENRES, canonical_genres
-from models.features.online import OnlineFeatures, response_columns
+from models.features.runtime import OnlineFeatures, response_columns
 from models.features.snapshots import (
     SCHEMAS,
     FeatureTables,

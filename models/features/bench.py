@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from feast import FeatureStore, FileSource
 
-from models.features.online import READER_OVERRIDES, OnlineFeatures, response_columns
+from models.features.runtime import READER_OVERRIDES, OnlineFeatures, response_columns
 from models.features.store import RANKER_SERVICE, open_store
 
 

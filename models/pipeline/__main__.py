@@ -15,7 +15,7 @@ from models.pipeline.build import BuildOptions, build, steps_for
 from models.pipeline.load import load_all
 from models.pipeline.runner import PipelineError
 from movierec.layout import MODES, ArtifactLayout
-from movierec.redis_server import RedisServerError
+from movierec.redis_url import RedisServerError
 from movierec.settings import get_settings
 
 

@@ -18,7 +18,8 @@ from models.content.index import IndexConfig, build_index, resolve_alias
 from models.features.store import REGISTRY_FILE, apply_definitions, materialize, open_store
 from movierec.layout import ArtifactLayout
 from movierec.manifest import Manifest
-from movierec.redis_server import resolve_redis_url, save_snapshot
+from movierec.redis_server import save_snapshot
+from movierec.redis_url import resolve_redis_url
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from models.content.embeddings import embedding_matrix, read_embeddings
 from models.content.exact import ExactIndex
 from models.content.offline import exact_recommendations
 from models.data import MovieLens
-from models.evaluation.metrics import ranking_metrics
-from models.evaluation.protocol import candidate_recall, items_by_user
+from models.metrics.protocol import candidate_recall, items_by_user
+from models.metrics.ranking import ranking_metrics
 from models.ranking.candidates import (
     build_candidates,
     content_lists,

@@ -82,7 +82,6 @@ RELAXED_TIMEOUTS: dict[str, float] = {
     "retrieval": 1.0,
     "features": 1.0,
     "content": 1.0,
-    "candidate_features": 1.0,
     "ranking": 2.0,
     "similar": 2.0,
 }

@@ -150,8 +150,12 @@ def test_stage_settings_reject_out_of_range_values() -> None:
     for model, bad in (
         (RankingSettings, {"max_batch_size": 0}),
         (RankingSettings, {"batch_wait_timeout_s": -1}),
+        (RankingSettings, {"movie_cache": {"ttl_s": -1}}),
+        (RankingSettings, {"movie_cache": {"prefetch": 2000, "refresh_s": 1}}),
         (ContentSettings, {"aggregation": "mean"}),
-        (FeaturesSettings, {"movie_cache_ttl_s": -1}),
+        (ContentSettings, {"n_seeds": 0}),
+        (ContentSettings, {"n_seeds": 101}),
+        (FeaturesSettings, {"movie_cache_ttl_s": 300}),  # Ranking caches movie features now
         (RetrievalSettings, {"max_n": 0}),
     ):
         with pytest.raises(ValidationError):

@@ -1,26 +1,22 @@
-"""Pure helpers of the deployments: error handling, caches, lazy resources, side features."""
+"""Pure helpers of the deployments: error handling, caches, side features (the Redis client
+that reconnects: test_redis_resource.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from deployments.api import CatchAllMiddleware
 from deployments.common import (
-    LazyResource,
-    ReplicaHealth,
     StageUnavailableError,
     describe,
     health_payload,
-    lost_dependency,
     probe_model,
     public_reason,
 )
-from deployments.service import RequestTrace
 from models.features.cache import MovieFeatureCache
 
 
@@ -63,97 +59,6 @@ def test_health_payload_carries_the_pid() -> None:
     payload = health_payload("ok", k=5)
     assert payload["status"] == "ok" and payload["detail"] == {"k": 5}
     assert isinstance(payload["pid"], int)
-
-
-def test_request_trace() -> None:
-    trace = RequestTrace()
-    trace.timings["retrieval"] = 1.234
-    trace.fail("ranking", "timeout")
-    assert trace.fallbacks[0].stage == "ranking"
-    header = trace.server_timing()
-    assert header.startswith("retrieval;dur=1.23, total;dur=")
-
-
-def test_lazy_resource_retries_after_a_failure() -> None:
-    attempts: list[int] = []
-
-    async def factory() -> str:
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise ConnectionError("redis down")
-        return "client"
-
-    async def scenario() -> None:
-        resource: LazyResource[str] = LazyResource(factory, "thing", retry_s=0.05)
-        with pytest.raises(StageUnavailableError, match="thing unavailable: ConnectionError"):
-            await resource.get()
-        assert resource.error and not resource.ready
-        with pytest.raises(RuntimeError):  # within retry_s: no new attempt
-            await resource.get()
-        assert len(attempts) == 1
-        await asyncio.sleep(0.06)
-        assert await resource.get() == "client"
-        assert resource.current == "client" and resource.error is None
-        assert await resource.get() == "client" and len(attempts) == 2
-
-    asyncio.run(scenario())
-
-
-def test_a_resource_that_loses_redis_is_rebuilt_on_a_later_call() -> None:
-    built: list[str] = []
-    closed: list[str] = []
-
-    async def factory() -> str:
-        built.append(f"client-{len(built) + 1}")
-        return built[-1]
-
-    async def close(value: str) -> None:
-        closed.append(value)
-
-    async def scenario() -> None:
-        resource: LazyResource[str] = LazyResource(factory, "thing", retry_s=0.05, close=close)
-        with pytest.raises(StageUnavailableError, match="lost its dependency"):
-            async with resource.use() as client:
-                assert client == "client-1"
-                raise redis.exceptions.ConnectionError("Connection refused")
-        assert not resource.ready and closed == ["client-1"]
-        async with resource.use() as client:  # rebuilt: the URL is resolved again
-            assert client == "client-2"
-        with pytest.raises(ValueError, match="a bug"):  # not a lost dependency: kept
-            async with resource.use():
-                raise ValueError("a bug")
-        assert resource.current == "client-2" and resource.rebuilds == 2
-        await resource.invalidate("client-1", "stale")  # no longer current: ignored
-        assert resource.current == "client-2"
-
-    asyncio.run(scenario())
-
-
-@pytest.mark.parametrize(
-    ("exc", "lost"),
-    [
-        (redis.exceptions.ConnectionError("refused"), True),
-        (redis.exceptions.AuthenticationError("invalid password"), True),
-        (redis.exceptions.BusyLoadingError("loading"), True),
-        (redis.exceptions.ResponseError("movies_v1: no such index"), True),
-        (redis.exceptions.ResponseError("Syntax error at offset 3"), False),
-        (ConnectionResetError(), True),
-        (ValueError("x"), False),
-    ],
-)
-def test_lost_dependency(exc: BaseException, lost: bool) -> None:
-    assert lost_dependency(exc) is lost
-
-
-def test_a_replica_is_replaced_only_when_it_alone_cannot_use_the_dependency() -> None:
-    health = ReplicaHealth("features", strikes=2)
-    for _ in range(5):  # Redis down for everyone: a new replica would not help
-        health.record(usable=False, dependency_ready=False)
-    health.record(usable=False, dependency_ready=True, detail="stuck pool")
-    health.record(usable=True, dependency_ready=True)  # recovered: the count restarts
-    health.record(usable=False, dependency_ready=True, detail="stuck pool")
-    with pytest.raises(RuntimeError, match=r"\(2 checks in a row\): stuck pool"):
-        health.record(usable=False, dependency_ready=True, detail="stuck pool")
 
 
 def test_a_model_probe_fails_the_health_check_only_when_a_loaded_model_breaks() -> None:

@@ -18,8 +18,8 @@ from deployments.common import StageUnavailableError
 from deployments.ranking import BatchStats, Ranking
 from models.ranking.runtime import query_inputs
 from movierec.payloads import RankQuery
-from tests.deployments._artifacts import TinyArtifacts, build_tiny_artifacts
-from tests.deployments._inprocess import replica_context, serving_context, tf_threads
+from tests.deployments._artifacts import TinyArtifacts
+from tests.deployments._inprocess import TinyStage, replica_context, tf_threads, tiny_stage
 
 RankingClass = Ranking.func_or_class
 NAN = math.nan
@@ -38,10 +38,14 @@ def test_batch_stats() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, embedded_redis_url: str) -> TinyArtifacts:
-    return build_tiny_artifacts(
-        tmp_path_factory.mktemp("ranking") / "artifacts", embedded_redis_url
-    )
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyStage]:
+    with tiny_stage(tmp_path_factory) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def tiny(built: TinyStage) -> TinyArtifacts:
+    return built.artifacts
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +58,8 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture
-def stage(
-    tiny: TinyArtifacts, tmp_path: Path, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
-) -> Iterator[Any]:
-    context = serving_context(tiny.artifacts_dir, embedded_redis_url, tmp_path)
-    ranking = RankingClass(context, *tf_threads())
+def stage(built: TinyStage, loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+    ranking = RankingClass(built.context, *tf_threads())
     with replica_context(ranking):
         yield ranking
         if ranking._warm_up is not None:
@@ -94,7 +95,7 @@ def _query(user_id: int, movie_ids: list[int]) -> RankQuery:
 
 def _movie_columns(tiny: TinyArtifacts, url: str, ids: list[int]) -> dict[str, list[Any]]:
     """The candidates' movie features read straight from Feast (what the stage must use)."""
-    from models.features.online import OnlineFeatures
+    from models.features.runtime import OnlineFeatures
 
     reader = OnlineFeatures.open(
         url, tiny.layout.features_dir / "registry.db", tiny.layout.feast_project
@@ -102,10 +103,11 @@ def _movie_columns(tiny: TinyArtifacts, url: str, ids: list[int]) -> dict[str, l
     return reader.get_movie_features(ids)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_rank_reads_the_movie_features_and_scores_like_the_runtime(
-    tiny: TinyArtifacts, stage: Any, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
+    built: TinyStage, stage: Any, loop: asyncio.AbstractEventLoop
 ) -> None:
+    tiny = built.artifacts
     popular = _popular(tiny)
     loop.run_until_complete(stage.reconfigure({"movie_cache": {"prefetch": 30}}))
     loop.run_until_complete(stage._warm_up)  # the store opened, the 30 most popular cached
@@ -118,7 +120,7 @@ def test_rank_reads_the_movie_features_and_scores_like_the_runtime(
     scores = loop.run_until_complete(stage.rank(query))
     assert scores.shape == (25,) and scores.dtype == np.float32
 
-    columns = _movie_columns(tiny, embedded_redis_url, ids)
+    columns = _movie_columns(tiny, built.redis_url, ids)
     assert sum(v is not None for v in columns["movie_rating_mean"]) >= 20  # real features
     ranker = stage._model.current
     want = ranker.score(query_inputs(ranker.spec, query, columns))
@@ -131,7 +133,7 @@ def test_rank_reads_the_movie_features_and_scores_like_the_runtime(
     assert len(loop.run_until_complete(stage.rank(_query(1, [])))) == 0
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_batch_reads_its_missing_features_once(
     tiny: TinyArtifacts, stage: Any, loop: asyncio.AbstractEventLoop
 ) -> None:
@@ -139,7 +141,7 @@ def test_a_batch_reads_its_missing_features_once(
         stage.reconfigure({"batch_wait_timeout_s": 0.2, "movie_cache": {"ttl_s": 0, "prefetch": 0}})
     )
     loop.run_until_complete(stage._warm_up)
-    reader = loop.run_until_complete(stage._reader.get())
+    reader = loop.run_until_complete(stage._store.get())
     reads: list[list[int]] = []
     read = reader.get_movie_features_async
 
@@ -163,14 +165,14 @@ def test_a_batch_reads_its_missing_features_once(
         np.testing.assert_allclose(scores, alone, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_failed_feature_read_makes_the_stage_unavailable_then_reconnects(
     tiny: TinyArtifacts, stage: Any, loop: asyncio.AbstractEventLoop
 ) -> None:
     loop.run_until_complete(stage.reconfigure({"movie_cache": {"ttl_s": 0, "prefetch": 0}}))
     loop.run_until_complete(stage._warm_up)
     query = _query(4, _popular(tiny)[:8])
-    reader = loop.run_until_complete(stage._reader.get())
+    reader = loop.run_until_complete(stage._store.get())
 
     async def lost(ids: list[int]) -> dict[str, list[Any]]:
         raise redis.exceptions.ConnectionError("Connection refused")
@@ -178,24 +180,24 @@ def test_a_failed_feature_read_makes_the_stage_unavailable_then_reconnects(
     reader.get_movie_features_async = lost
     with pytest.raises(StageUnavailableError, match="lost its dependency"):
         loop.run_until_complete(stage.rank(query))
-    assert not stage._reader.ready  # dropped: the next call, or health check, reconnects
+    assert stage._store.current is None  # dropped: the next call, or health check, reconnects
     loop.run_until_complete(stage.check_health())
-    assert stage._reader.ready and stage._reader.rebuilds == 2
+    assert stage._store.current is not None and stage._store.reconnects == 1
     assert loop.run_until_complete(stage.rank(query)).shape == (8,)
 
     async def broken(ids: list[int]) -> dict[str, list[Any]]:
         raise RuntimeError("feast went wrong")
 
-    loop.run_until_complete(stage._reader.get()).get_movie_features_async = broken
+    loop.run_until_complete(stage._store.get()).get_movie_features_async = broken
     with pytest.raises(StageUnavailableError, match="movie features unavailable"):
         loop.run_until_complete(stage.rank(query))
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_without_a_ranker_the_stage_is_unavailable(
-    tmp_path: Path, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
+    built: TinyStage, tmp_path: Path, loop: asyncio.AbstractEventLoop
 ) -> None:
-    context = serving_context(tmp_path / "no-artifacts", embedded_redis_url, tmp_path)
+    context = built.context.model_copy(update={"artifacts_dir": tmp_path / "no-artifacts"})
     stage = RankingClass(context, *tf_threads())
     with replica_context(stage):
         loop.run_until_complete(stage.reconfigure({}))

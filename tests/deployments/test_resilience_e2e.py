@@ -40,9 +40,7 @@ pytestmark = pytest.mark.integration
 
 USERS = list(range(1, 61))
 BUDGET_S = 0.150
-REDIS_DOWN = frozenset(
-    (stage, "unavailable") for stage in ("features", "content", "candidate_features")
-)
+REDIS_DOWN = frozenset((stage, "unavailable") for stage in ("features", "content", "ranking"))
 """The fallbacks of a Redis outage (a timeout is the busy machine, not the outage)."""
 MARGIN_S = 0.250
 """Client-side allowance on top of the budget: the HTTP proxy, the Controller's own queue and
@@ -204,14 +202,16 @@ def test_auth_on_missing_or_wrong_key_401_right_key_200(app: App) -> None:
     from deployments.catalog import Catalog
     from deployments.security import API_KEY_HEADER, SecurityPolicy
     from deployments.service import RecommendService
-    from deployments.stage_client import HandleClient, Stages
+    from deployments.stages import handles_for
 
-    def client(name: str) -> HandleClient:
-        return HandleClient(serve.get_deployment_handle(name, app_name=APP))
+    def handle(name: str) -> Any:
+        return serve.get_deployment_handle(name, app_name=APP)
 
     async def scenario() -> None:
         service = RecommendService(
-            Stages(client("Retrieval"), client("Features"), client("Content"), client("Ranking")),
+            handles_for(
+                handle("Retrieval"), handle("Content"), handle("Features"), handle("Ranking")
+            ),
             Catalog.load(app.artifacts.layout.catalog_dir),
             "auth-test",
         )
@@ -460,7 +460,7 @@ def test_slow_ranking_answers_within_budget_with_the_ranking_fallback(app: App) 
     [
         ("Retrieval", {"error_rate": 1.0}, "retrieval", {"content", "popular"}),
         ("Content", {"error_rate": 1.0}, "content", {"retrieval", "popular"}),
-        ("Features", {"error_rate": 1.0, "methods": ["movies"]}, "candidate_features", None),
+        ("Ranking", {"error_rate": 1.0}, "ranking", None),
         ("Features", {"error_rate": 1.0, "methods": ["user"]}, "features", {"popular"}),
     ],
 )
@@ -468,12 +468,8 @@ def test_each_rung_of_the_fallback_ladder(
     app: App, deployment: str, faults: dict[str, Any], stage: str, sources: set[str] | None
 ) -> None:
     # Each rung is triggered by an injected error, which must not be overtaken by a timeout
-    # on a busy machine; and no near cache of movie features: Features must be asked.
-    base = _with(
-        app.config,
-        "Controller",
-        user_config={"timeouts": RELAXED_TIMEOUTS, "movie_cache": {"ttl_s": 0}},
-    )
+    # on a busy machine.
+    base = _with(app.config, "Controller", user_config={"timeouts": RELAXED_TIMEOUTS})
     app.deploy(_with(base, deployment, user_config={"faults": faults}))
     try:
         _wait(
@@ -493,8 +489,7 @@ def test_each_rung_of_the_fallback_ladder(
             got = {s for item in body["items"] for s in item["sources"]}
             if sources is not None:
                 assert got <= sources and "popular" in got, got
-            if stage == "candidate_features":  # ranked by candidate score
-                assert ("ranking", "skipped") in fallbacks
+            if stage == "ranking":  # in merged-score order
                 assert not set(ids) & seen[user]  # the rules still apply
             if stage == "features":  # Redis-less rung: the popular list from memory
                 assert {("retrieval", "skipped"), ("ranking", "skipped")} <= fallbacks

@@ -12,19 +12,17 @@ import pytest
 from deployments.common import StageUnavailableError
 from deployments.retrieval import Retrieval
 from movierec.payloads import ScoredMovies
-from tests.deployments._artifacts import TinyArtifacts, build_tiny_artifacts
-from tests.deployments._inprocess import serving_context, tf_threads
+from tests.deployments._inprocess import TinyStage, tf_threads, tiny_stage
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 RetrievalClass = Retrieval.func_or_class
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, embedded_redis_url: str) -> TinyArtifacts:
-    return build_tiny_artifacts(
-        tmp_path_factory.mktemp("retrieval") / "artifacts", embedded_redis_url
-    )
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyStage]:
+    with tiny_stage(tmp_path_factory) as built:
+        yield built
 
 
 @pytest.fixture
@@ -35,12 +33,12 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def test_candidates_are_the_runtimes_top_n(
-    tiny: TinyArtifacts, tmp_path: Path, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
+    built: TinyStage, loop: asyncio.AbstractEventLoop
 ) -> None:
     from models.retrieval.runtime import RetrievalRuntime
 
-    context = serving_context(tiny.artifacts_dir, embedded_redis_url, tmp_path)
-    stage = RetrievalClass(context, *tf_threads())
+    tiny = built.artifacts
+    stage = RetrievalClass(built.context, *tf_threads())
     runtime = RetrievalRuntime.load(tiny.layout, *tf_threads())
     loop.run_until_complete(stage.reconfigure({}))
     user = int(tiny.train["user_id"].iloc[0])
@@ -64,10 +62,9 @@ def test_candidates_are_the_runtimes_top_n(
 
 
 def test_a_new_model_version_reloads_the_model(
-    tiny: TinyArtifacts, tmp_path: Path, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
+    built: TinyStage, loop: asyncio.AbstractEventLoop
 ) -> None:
-    context = serving_context(tiny.artifacts_dir, embedded_redis_url, tmp_path)
-    stage = RetrievalClass(context, *tf_threads())
+    stage = RetrievalClass(built.context, *tf_threads())
     loop.run_until_complete(stage.reconfigure({"model_version": "a"}))
     first = stage._model.current
     loop.run_until_complete(stage.reconfigure({"model_version": "a", "max_n": 50}))
@@ -79,9 +76,9 @@ def test_a_new_model_version_reloads_the_model(
 
 
 def test_without_a_model_the_stage_is_unavailable(
-    tmp_path: Path, embedded_redis_url: str, loop: asyncio.AbstractEventLoop
+    built: TinyStage, tmp_path: Path, loop: asyncio.AbstractEventLoop
 ) -> None:
-    context = serving_context(tmp_path / "no-artifacts", embedded_redis_url, tmp_path)
+    context = built.context.model_copy(update={"artifacts_dir": tmp_path / "no-artifacts"})
     stage = RetrievalClass(context, *tf_threads())
     loop.run_until_complete(stage.reconfigure({}))
     with pytest.raises(StageUnavailableError, match="retrieval model unavailable"):

@@ -47,7 +47,7 @@ def test_controller_reasons_map_to_a_bounded_category(reason: str, label: str) -
 
 def test_stage_names_map_onto_the_stage_vocabulary() -> None:
     assert stage_label("content") == "content"
-    for stage in ("retrieval", "features", "candidate_features", "ranking", "rules", "total"):
+    for stage in ("retrieval", "content", "features", "ranking", "rules", "total"):
         assert stage_label(stage) == stage
     assert stage_label("user 42") == OTHER
     assert {stage_label(s) for s in ("a", "b", "content", "total")} <= set(STAGES)

@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 import redis
 
-from models.content.client import VectorSearchClient
-from models.content.embeddings import embed_movies, load_encoder
+from models.content.client import RedisTransport, VectorSearch
+from models.content.embeddings import embed_movies, embedding_matrix, load_encoder
+from models.content.exact import ExactIndex
 from models.content.index import IndexConfig, build_index
 from models.data import load_dataset
 from models.data.schema import MovieLens
-from tests.models.content._helpers import drop_all_versions, unique_config
+from tests.models.content._helpers import drop_all_versions, synthetic_catalogue, unique_config
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -53,6 +54,12 @@ def content_redis(embedded_redis_url: str) -> Iterator[redis.Redis]:
         client.close()
 
 
+@pytest.fixture(scope="session")
+def content_transport(content_redis: redis.Redis) -> RedisTransport:
+    """Runs query plans on `content_redis`."""
+    return RedisTransport(content_redis)
+
+
 @pytest.fixture
 def index_config(content_redis: redis.Redis) -> Iterator[IndexConfig]:
     """A fresh alias/prefix for one test; its indexes are dropped afterwards."""
@@ -64,12 +71,36 @@ def index_config(content_redis: redis.Redis) -> Iterator[IndexConfig]:
 @pytest.fixture(scope="module")
 def ml100k_index(
     content_redis: redis.Redis, ml100k: MovieLens, ml100k_embeddings: pd.DataFrame
-) -> Iterator[VectorSearchClient]:
-    """The ml-100k embeddings indexed in Redis (default HNSW parameters), and a client."""
+) -> Iterator[VectorSearch]:
+    """The ml-100k embeddings indexed in Redis (default HNSW parameters): their queries."""
     config = unique_config()
     build_index(content_redis, ml100k_embeddings, ml100k.movies, config, version="v1")
-    client = VectorSearchClient(content_redis, config.alias)
     try:
-        yield client
+        yield VectorSearch(config.alias)
     finally:
         drop_all_versions(content_redis, config)
+
+
+N = 300
+"""Movies of the synthetic catalogue."""
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> pd.DataFrame:
+    """N synthetic movies (`synthetic_catalogue`)."""
+    return synthetic_catalogue(N)
+
+
+@pytest.fixture(scope="session")
+def exact(catalogue: pd.DataFrame) -> ExactIndex:
+    """The exact numpy reference search over `catalogue`."""
+    return ExactIndex(*embedding_matrix(catalogue))
+
+
+@pytest.fixture(scope="module")
+def small_index(content_redis: redis.Redis, catalogue: pd.DataFrame) -> Iterator[IndexConfig]:
+    """`catalogue` indexed in Redis under its own alias (per module: others FLUSHALL)."""
+    config = unique_config()
+    build_index(content_redis, catalogue, config=config, version="v1")
+    yield config
+    drop_all_versions(content_redis, config)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import redis
 
-from models.content.client import VectorSearchClient
+from models.content.client import RedisTransport, VectorSearch
 from models.content.index import (
     IndexBuildError,
     IndexConfig,
@@ -70,8 +70,8 @@ def test_alias_swap_keeps_queries_working(
 ) -> None:
     v1 = synthetic_catalogue(400, seed=1)
     build_index(content_redis, v1, config=index_config, version="v1")
-    client = VectorSearchClient(content_redis, index_config.alias)
-    before = client.similar_movies(5, 10)
+    transport, search = RedisTransport(content_redis), VectorSearch(index_config.alias)
+    before = transport.run(search.similar_movies(5, 10))
     assert len(before) == 10
 
     errors: list[BaseException] = []
@@ -83,7 +83,7 @@ def test_alias_swap_keeps_queries_working(
         nonlocal queries
         while not done.is_set():
             try:
-                hits = client.similar_movies(5, 10, with_metadata=False)
+                hits = transport.run(search.similar_movies(5, 10, with_metadata=False))
                 if len(hits) != 10:
                     short.append(len(hits))
                 queries += 1
@@ -119,7 +119,7 @@ def test_alias_swap_keeps_queries_working(
     assert list_versions(content_redis, index_config) == ["v4"]
     for old in ("v1", "v2", "v3"):
         assert content_redis.keys(f"{index_config.prefix(old)}*") == []
-    after = client.similar_movies(5, 10)
+    after = transport.run(search.similar_movies(5, 10))
     assert [h.movie_id for h in after] != [h.movie_id for h in before]  # v4's vectors now
 
 
@@ -141,7 +141,8 @@ def test_failed_build_leaves_the_alias_untouched(
     assert resolve_alias(content_redis, index_config.alias) == f"{index_config.alias}:v1"
     assert list_versions(content_redis, index_config) == ["v1"]
     assert content_redis.keys(f"{index_config.prefix('v2')}*") == []
-    assert len(VectorSearchClient(content_redis, index_config.alias).similar_movies(3, 5)) == 5
+    similar = VectorSearch(index_config.alias).similar_movies(3, 5)
+    assert len(RedisTransport(content_redis).run(similar)) == 5
 
 
 def test_versions_must_be_safe_names() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.content.client import VectorSearchClient
+from models.content.client import RedisTransport, VectorSearch
 from models.content.embeddings import embedding_matrix
 from models.content.exact import ExactIndex
 from models.content.offline import SeedPolicy, content_recommendations, exact_recommendations
+from models.content.query import SearchFilter
 from models.data import stratified_split
 from models.data.schema import MovieLens
 
@@ -23,8 +24,10 @@ def test_embeddings_cover_the_catalogue(ml100k: MovieLens, ml100k_embeddings: pd
     assert text == "Star Wars (1977). Genres: Action, Adventure, Romance, Sci-Fi, War."
 
 
-def test_star_wars_neighbours(ml100k_index: VectorSearchClient) -> None:
-    hits = ml100k_index.similar_movies(STAR_WARS, 10)
+def test_star_wars_neighbours(
+    ml100k_index: VectorSearch, content_transport: RedisTransport
+) -> None:
+    hits = content_transport.run(ml100k_index.similar_movies(STAR_WARS, 10))
     ids = [h.movie_id for h in hits]
     assert len(ids) == 10
     assert STAR_WARS not in ids
@@ -42,13 +45,16 @@ def test_star_wars_neighbours(ml100k_index: VectorSearchClient) -> None:
     ],
 )
 def test_filtered_neighbours_on_real_data(
-    ml100k_index: VectorSearchClient,
+    ml100k_index: VectorSearch,
+    content_transport: RedisTransport,
     ml100k: MovieLens,
     genres: list[str],
     year_range: tuple[int, int] | None,
 ) -> None:
     movies = ml100k.movies.set_index("movie_id")
-    hits = ml100k_index.similar_movies(STAR_WARS, 10, genres=genres, year_range=year_range)
+    hits = content_transport.run(
+        ml100k_index.similar_movies(STAR_WARS, 10, SearchFilter.of(genres, year_range))
+    )
     assert len(hits) == 10
     for hit in hits:
         row = movies.loc[hit.movie_id]
@@ -59,14 +65,19 @@ def test_filtered_neighbours_on_real_data(
 
 
 def test_offline_content_recommender_matches_exact_search(
-    ml100k_index: VectorSearchClient, ml100k: MovieLens, ml100k_embeddings: pd.DataFrame
+    ml100k_index: VectorSearch,
+    content_transport: RedisTransport,
+    ml100k: MovieLens,
+    ml100k_embeddings: pd.DataFrame,
 ) -> None:
     train, _ = stratified_split(ml100k.ratings, ratio=0.75, seed=42)
     users = sorted(train["user_id"].unique())[:150]
     train = train[train["user_id"].isin(users)]
     policy = SeedPolicy(n_seeds=5)
 
-    served = content_recommendations(ml100k_index, train, 10, policy=policy, batch_users=64)
+    served = content_recommendations(
+        content_transport, ml100k_index, train, 10, policy=policy, batch_users=64
+    )
     reference = exact_recommendations(
         ExactIndex(*embedding_matrix(ml100k_embeddings)), train, 10, policy=policy
     )

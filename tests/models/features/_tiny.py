@@ -23,6 +23,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from models.features import GENRES, SnapshotConfig
 
@@ -124,3 +125,47 @@ DEMOGRAPHICS: dict[int, tuple[int, int, str, str]] = {
     3: (B + 10 * DAY, 41, "M", "artist"),
     4: (S2, 19, "F", "student"),
 }
+
+
+def expected_user(user: int, snap: int) -> dict:
+    """The ranker's user features of `user` as of snapshot `snap`, by hand."""
+    count, mean, affinity, _, _ = USER_AT[user][snap]
+    _, age, gender, occupation = DEMOGRAPHICS[user]
+    return {
+        "user_rating_count": count,
+        "user_rating_mean": mean,
+        "user_genre_affinity": affinity,
+        "user_age": age,
+        "user_gender": gender,
+        "user_occupation": occupation,
+    }
+
+
+def expected_movie(movie: int, snap: int) -> dict:
+    """The ranker's movie features of `movie` as of snapshot `snap`, by hand."""
+    count, mean, recent, pct = MOVIE_AT[movie][snap]
+    _, genres, vector, year = MOVIE_METADATA[movie]
+    return {
+        "movie_rating_count": count,
+        "movie_rating_mean": mean,
+        "movie_recent_rating_count": recent,
+        "movie_popularity_pct": pct,
+        "movie_genres": genres,
+        "movie_genre_vector": vector,
+        "movie_year": year,
+    }
+
+
+def assert_row(actual: dict, expected: dict) -> None:
+    """`actual` holds `expected` (floats approximately, sequences as lists)."""
+    assert set(expected) <= set(actual)
+    for key, value in expected.items():
+        got = actual[key]
+        if isinstance(value, float):
+            assert got == pytest.approx(value, rel=1e-6), key
+        elif isinstance(value, list) and value and isinstance(value[0], float):
+            assert list(got) == pytest.approx(value, abs=1e-6), key
+        else:
+            assert (list(got) if hasattr(got, "__len__") and not isinstance(got, str) else got) == (
+                value
+            ), key

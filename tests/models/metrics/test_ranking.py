@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from models.evaluation.metrics import (
+from models.metrics.ranking import (
     map_at_k,
     ndcg_at_k,
     precision_at_k,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from models.evaluation.popularity import popularity_ranking, popularity_recommendations
-from models.evaluation.protocol import (
+from models.metrics.protocol import (
     candidate_recall,
     evaluate_recommendations,
     evaluation_report,

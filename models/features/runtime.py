@@ -1,4 +1,8 @@
-"""Online feature reads for serving: one long-lived FeatureStore per process.
+"""The features runtime: online feature reads, one long-lived FeatureStore per process.
+
+The one reader of the online store for serving (the Features stage reads users through
+`user_profile`, the Content stage a user's history through `user_history_async`, the
+Ranking stage candidates through `get_movie_features_async`) and for benchmarks.
 
 Every read goes through Feast's `get_online_features(_async)` (entity key serialization,
 registry lookups, the Redis store's pipelined HMGETs, null handling): no Redis key is read
@@ -33,6 +37,8 @@ from models.features.store import (
     feature_refs,
     open_store,
 )
+from movierec.payloads import UserProfile
+from movierec.stages import LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +98,7 @@ class OnlineFeatures:
         self.user_refs = [r for r in ranker if keys_of[r.split(":", 1)[0]] == ("user_id",)]
         self.movie_refs = [r for r in ranker if keys_of[r.split(":", 1)[0]] == ("movie_id",)]
         self.history_refs = feature_refs(store, controller_service)
+        self.user_names = [ref.split(":", 1)[1] for ref in self.user_refs]
         if len(self.user_refs) + len(self.movie_refs) != len(ranker):
             raise ValueError(f"{ranker_service} has views keyed by neither user nor movie")
         self.movie_names = [ref.split(":", 1)[1] for ref in self.movie_refs]
@@ -187,13 +194,31 @@ class OnlineFeatures:
         response = await self.store.get_online_features_async(self.movie_refs, {"movie_id": ids})
         return self._ordered(response_columns(response, skip=("movie_id",)))
 
-    async def get_user_history_async(self, user_id: int) -> dict[str, list[int]]:
-        """`get_user_history` on Feast's async path (redis.asyncio)."""
+    async def user_history_async(self, user_id: int) -> tuple[tuple[int, ...], frozenset[int]]:
+        """The user's (liked, seen) movies on Feast's async path: liked best rated first (the
+        content seeds), seen every rated movie; both empty for an unknown user."""
         response = await self.store.get_online_features_async(
             self.history_refs, {"user_id": [int(user_id)]}
         )
-        row = response_columns(response, skip=("user_id",))
-        return {k: list(v[0] or []) for k, v in row.items()}
+        row = {k: v[0] for k, v in response_columns(response, skip=("user_id",)).items()}
+        return _history(row)
+
+    async def user_profile(self, user_id: int) -> UserProfile | None:
+        """The user's ranker features and history in ONE Feast read (both keyed by user_id).
+
+        Returns:
+            The profile (feature values None where missing); None for a user the store has
+            no row for at all (cold start).
+        """
+        response = await self.store.get_online_features_async(
+            [*self.user_refs, *self.history_refs], {"user_id": [int(user_id)]}
+        )
+        row = {k: v[0] for k, v in response_columns(response, skip=("user_id",)).items()}
+        if all(value is None or value == [] for value in row.values()):
+            return None
+        liked, seen = _history(row)
+        features = {name: row.get(name) for name in self.user_names}
+        return UserProfile(int(user_id), features, liked, seen)
 
     def _from_precomputed(self, response: OnlineResponse) -> dict[str, list[Any]]:
         # Feast 0.67 serves precomputed vectors under full names ("view__feature") only.
@@ -202,3 +227,10 @@ class OnlineFeatures:
 
     def _ordered(self, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
         return {name: columns[name] for name in self.movie_names}
+
+
+def _history(row: Mapping[str, Any]) -> tuple[tuple[int, ...], frozenset[int]]:
+    """(liked, seen) from a row holding the history features (missing = empty)."""
+    liked = tuple(int(i) for i in row.get(LIKED_MOVIE_IDS) or ())
+    seen = frozenset(int(i) for i in row.get(SEEN_MOVIE_IDS) or ())
+    return liked, seen

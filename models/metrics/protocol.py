@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from models.evaluation.metrics import MapDenominator, RankingMetrics, ranking_metrics
+from models.metrics.ranking import MapDenominator, RankingMetrics, ranking_metrics
 
 
 def items_by_user(ratings: pd.DataFrame) -> dict[int, set[int]]:

