@@ -5,8 +5,9 @@ running the same pipeline with one worker and with one worker per core, judged o
     python -m benchmarks.load                                 # starts the app in process
 
 Three systems: the Serve app, `benchmarks.monolith` with 1 worker and with `--monolith-workers`
-(default: one per core). First, with no traffic, every system's CPU by process role is
-measured for `--idle` seconds (Ray's own idle share, subtracted later). Then for each
+(default: one per core). After an unrecorded priming at the top concurrency (`--prime`:
+the autoscaler settles), every system's CPU by process role is measured with no traffic for
+`--idle` seconds (Ray's own idle share, subtracted later). Then for each
 concurrency (1, 4, 16, 32 by default) every system gets the same closed-loop load
 (`benchmarks.loadgen`: locust FastHttpUser, headless, `warmup` s unrecorded then `duration`
 s recorded, known users only, loopback only), the order alternating level by level so
@@ -76,6 +77,7 @@ from benchmarks.stack import (
 from deployments.serve_env import serve_env
 
 LOAD_JSON = "load.json"
+IDLE_SETTLE_S = 2.0
 LOAD_PNG = "load.png"
 
 
@@ -146,7 +148,6 @@ def run(options: LoadOptions) -> dict[str, Any]:
                 raise LoadBenchmarkError(f"{name} at {url} is not healthy: {status or 'no answer'}")
         procs = system_processes(systems, in_process, mono_pids, redis_pid(config))
         first = [name for name in load_report.SYSTEMS if name in systems]
-        idle = measure_idle(procs, options.idle_s) if options.idle_s > 0 else {}
         top = max(options.concurrency)
         for name in first if options.prime_s > 0 else []:
             run_loadgen(
@@ -159,6 +160,12 @@ def run(options: LoadOptions) -> dict[str, Any]:
                 warmup_s=options.prime_s,
                 duration_s=1.0,
             )
+        # After the priming, so the idle share is that of the replicas the levels run on
+        # (Serve's autoscaler scales down only after 10 idle minutes).
+        idle = {}
+        if options.idle_s > 0:
+            time.sleep(IDLE_SETTLE_S)
+            idle = measure_idle(procs, options.idle_s)
         levels: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
         order: list[list[str]] = []
         tool: dict[str, Any] = {}
@@ -203,7 +210,7 @@ def run(options: LoadOptions) -> dict[str, Any]:
             "users": len(users),
             "users_source": "the served tree's training split (known users: no cold start)",
             "order": order,
-            "monolith_workers": wide or None,
+            "monolith_workers": wide if "monolith_n" in systems else None,
             "idle_s": options.idle_s,
             "server_cpu_scope": {name: p.scope for name, p in procs.items()},
             "prime_s": options.prime_s,

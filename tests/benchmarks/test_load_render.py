@@ -77,9 +77,8 @@ def test_labels_name_the_workers() -> None:
 def test_markdown_shows_goodput_cpu_by_role_capacity_and_targets() -> None:
     text = markdown_tables(_report())
     # goodput first, RPS beside it, degraded or failed share, net CPU, RSS, replicas
-    assert "| Serve | 16 | 100 | 200 | 50.0% | 60.0 | 120.0 | 180.0 | 0 | 7.0 | 3 | 1/2/1/1/1 |" in (
-        text
-    )
+    row = "| Serve | 16 | 100 | 200 | 50.0% | 60.0 | 120.0 | 180.0 | 0 | 7.0 | 3 | 1/2/1/1/1 |"
+    assert row in text
     assert "| monolith x2 | 16 | 250 | 250 | 0.0% |" in text
     assert "| Serve | 16 | content/timeout: 3 |" in text  # fallbacks of degraded answers
     assert "| 16 | 1.20 | 0.50 | 0.40 | 1.00 |" in text  # p50, goodput x1, goodput xN, CPU

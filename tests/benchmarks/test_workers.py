@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from benchmarks.workers import reuse_port_socket
 from benchmarks.stack import free_port
+from benchmarks.workers import reuse_port_socket
 
 
 def test_workers_can_bind_the_same_port() -> None:
