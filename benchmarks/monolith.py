@@ -262,7 +262,7 @@ def _event_loop_runner() -> asyncio.Runner:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses arguments and serves until terminated; returns the exit status."""
     from benchmarks.stack import SERVE_CONFIG, StackError
-    from benchmarks.workers import supervise
+    from benchmarks.workers import supervise, worker_command
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.monolith", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -289,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers < 1:
             raise ValueError("--workers must be >= 1")
         if args.workers > 1 and not args.worker:
-            return supervise(args.workers, args.port, args.config, overrides, args.ready_file)
+            command = worker_command(args.port, args.config, overrides)
+            return supervise(command, args.workers, args.ready_file)
 
         def started() -> None:
             if args.worker:  # tells the supervisor

@@ -45,33 +45,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def supervise(
-    workers: int,
-    port: int,
-    config_path: Path,
-    overrides: Mapping[str, Any],
-    ready_file: Path | None = None,
-    start_timeout_s: float = 600.0,
-) -> int:
-    """Runs `workers` full-pipeline worker processes sharing `port` (SO_REUSEPORT) until
-    SIGTERM/SIGINT or until one of them exits; then stops them all (bounded: SIGTERM, then
-    SIGKILL after `STOP_TIMEOUT_S`). Workers also die with this process (PR_SET_PDEATHSIG).
-
-    Args:
-        workers: Worker processes (each loads every model: one full pipeline per process).
-        port: The shared TCP port on 127.0.0.1.
-        config_path: The serve config.
-        overrides: Overrides of the app's args.
-        ready_file: Written (JSON: the workers' pids) once every worker accepts connections.
-        start_timeout_s: Seconds for every worker to start.
-
-    Returns:
-        The exit status: 0 when stopped by a signal, 1 when a worker failed.
-    """
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    command = [
+def worker_command(port: int, config_path: Path, overrides: Mapping[str, Any]) -> list[str]:
+    """The command of one monolith worker (`python -m benchmarks.monolith --worker ...`)."""
+    return [
         sys.executable,
         "-m",
         "benchmarks.monolith",
@@ -83,11 +59,37 @@ def supervise(
         "--args-json",
         json.dumps(dict(overrides)),
     ]
+
+
+def supervise(
+    command: Sequence[str],
+    workers: int,
+    ready_file: Path | None = None,
+    start_timeout_s: float = 600.0,
+) -> int:
+    """Runs `workers` copies of `command` (e.g. `worker_command`: full-pipeline workers
+    sharing one port) until SIGTERM/SIGINT or until one of them exits; then stops them all
+    (bounded: SIGTERM, then SIGKILL after `STOP_TIMEOUT_S`). Workers also die with this
+    process, however it dies (PR_SET_PDEATHSIG).
+
+    Args:
+        command: One worker's command; it prints "serving" on its stdout once it accepts
+            connections.
+        workers: How many.
+        ready_file: Written (JSON: the workers' pids) once every worker accepts connections.
+        start_timeout_s: Seconds for every worker to start.
+
+    Returns:
+        The exit status: 0 when stopped by a signal, 1 when a worker failed.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     children: list[subprocess.Popen[bytes]] = []
     try:
         for _ in range(workers):
             children.append(
-                subprocess.Popen(command, stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
+                subprocess.Popen(list(command), stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
             )
         if not _wait_started(children, stop, start_timeout_s):
             return 0 if stop.is_set() else 1
