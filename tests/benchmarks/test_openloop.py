@@ -20,7 +20,7 @@ DEGRADED = (
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         user = int(self.path.split("/")[2].split("?")[0])
         if user == 3:
             self.send_response(503)
