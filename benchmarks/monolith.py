@@ -16,7 +16,7 @@ configured with the `user_config` that `serve_config.yaml` gives its deployment,
 directly (each class implements its stage's Protocol) instead of through a `DeploymentHandle`;
 the flow is the same
 `RecommendService` and the routes the same `create_app`. This is what a user would build
-without Ray Serve: one process, no hops, no proxy.
+without Ray Serve: in each worker, one process, no hops, no proxy.
 
 Notes on running the deployments' classes outside Serve:
 
