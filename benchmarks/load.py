@@ -1,20 +1,29 @@
-"""`python -m benchmarks.load` (`make bench`): the Serve app under closed-loop load, next to
-the single-process monolith running the same pipeline, and the in-process compute floor.
+"""`python -m benchmarks.load` (`make bench`): the Serve app under load, next to the monolith
+running the same pipeline with one worker and with one worker per core, judged on goodput.
 
     python -m benchmarks.load --url http://127.0.0.1:8000     # an app that is already up
     python -m benchmarks.load                                 # starts the app in process
 
-For each concurrency (1, 4, 16, 32 by default) both systems get the same load
+Three systems: the Serve app, `benchmarks.monolith` with 1 worker and with `--monolith-workers`
+(default: one per core). After an unrecorded priming at the top concurrency (`--prime`:
+the autoscaler settles), every system's CPU by process role is measured with no traffic for
+`--idle` seconds (Ray's own idle share, subtracted later). Then for each
+concurrency (1, 4, 16, 32 by default) every system gets the same closed-loop load
 (`benchmarks.loadgen`: locust FastHttpUser, headless, `warmup` s unrecorded then `duration`
-s recorded, real user ids, loopback only), the order alternating level by level (Serve
-first, then monolith first, ...) so machine drift hits both. Then the compute floor
-(`benchmarks.floor`) runs while both servers idle.
+s recorded, known users only, loopback only), the order alternating level by level so
+machine drift hits all. Each level records goodput (HTTP 200 and not degraded), RPS, the
+degraded share, the fallbacks by stage and reason, latency, and the server processes' CPU
+and memory by role (`benchmarks.processes`). Then each system's open-loop capacity is
+searched (`benchmarks.openloop`: the highest fixed arrival rate with at most 1% degraded or
+failed requests and p99 within the Controller's `timeouts.total`), and the compute floor
+(`benchmarks.floor`) runs while the servers idle.
 
 Without `--url`, the app is deployed from `serve_config.yaml` on a private Ray instance
 started in this process (free ports, never the machine-wide cluster or port 8000). The
-monolith (`benchmarks.monolith`) always runs as a subprocess on a free port unless
-`--monolith-url` names one. Both read the artifacts and Redis the config's args resolve to
-(by default the `make run` ones: `MOVIEREC_*` settings, the embedded Redis of the run dir).
+monoliths always run as subprocesses on free ports unless `--monolith-url` names one
+(then the N-worker one is skipped). All read the artifacts and Redis the config's args
+resolve to (by default the `make run` ones: `MOVIEREC_*` settings, the embedded Redis of the
+run dir); Redis's CPU counts for the system under load.
 
 Writes `load.json` and `load.png` to `--out-dir` (default `benchmarks/results`). Errors print
 `error: ...` on stderr and exit with status 2.
@@ -26,21 +35,35 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import load_report
+from benchmarks import load_render, load_report
+from benchmarks.capacity import SearchSettings
 from benchmarks.common import git_commit, load_average, machine_info, utc_now, write_json
+from benchmarks.load_runs import (
+    DEFAULT_LEVELS,
+    CapacityOptions,
+    LoadBenchmarkError,
+    LoadOptions,
+    budget_ms,
+    run_capacity,
+    run_floor,
+    run_loadgen,
+)
+from benchmarks.load_systems import (
+    descendants,
+    measure_idle,
+    redis_pid,
+    replica_counts,
+    system_processes,
+)
 from benchmarks.loadgen import LoadGenError, check_loopback
 from benchmarks.stack import (
-    APP_NAME,
-    SERVE_CONFIG,
     ServeConfig,
     StackError,
     add_app_arguments,
@@ -54,49 +77,8 @@ from benchmarks.stack import (
 from deployments.serve_env import serve_env
 
 LOAD_JSON = "load.json"
+IDLE_SETTLE_S = 2.0
 LOAD_PNG = "load.png"
-DEFAULT_LEVELS = (1, 4, 16, 32)
-
-
-class LoadBenchmarkError(RuntimeError):
-    """The benchmark cannot run; the message says why."""
-
-
-@dataclass
-class LoadOptions:
-    """What to run.
-
-    Attributes:
-        url: A running Serve app; None starts one in this process.
-        monolith_url: A running monolith; None starts one; "" skips the monolith.
-        concurrency: Concurrency levels, in order.
-        warmup_s: Unrecorded seconds at the start of each run.
-        duration_s: Recorded seconds of each run.
-        k: Movies per request.
-        floor_requests: Requests of the compute floor (0 skips it).
-        out_dir: Where load.json and load.png go.
-        config_path: The serve config (args, user_configs).
-        app_args: Overrides of the app's args (artifacts, run dir, ...).
-        quiet_load: Before starting, wait until the 1-minute load average is below this.
-        quiet_wait_s: ... but at most this long.
-        prime_s: Before the levels, each system gets this long at the highest concurrency,
-            unrecorded, so the autoscaler settles (Serve's upscale delay is 30 s) and caches
-            fill; 0 skips it.
-    """
-
-    url: str | None = None
-    monolith_url: str | None = None
-    concurrency: tuple[int, ...] = DEFAULT_LEVELS
-    warmup_s: float = 5.0
-    duration_s: float = 20.0
-    k: int = 10
-    floor_requests: int = 300
-    out_dir: Path = Path("benchmarks/results")
-    config_path: Path = SERVE_CONFIG
-    app_args: dict[str, Any] = field(default_factory=dict)
-    quiet_load: float | None = None
-    quiet_wait_s: float = 600.0
-    prime_s: float = 45.0
 
 
 def real_user_ids(config: ServeConfig) -> list[int]:
@@ -129,136 +111,6 @@ def wait_for_quiet(threshold: float, max_wait_s: float) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ServerProcesses:
-    """Which processes' CPU counts as a system's (see `benchmarks.loadgen.CpuMeter`).
-
-    Attributes:
-        scope: What they are, in words (recorded in load.json).
-        pids: Fixed process ids.
-        root: Or: every descendant of this process ...
-        exclude: ... but these.
-    """
-
-    scope: str
-    pids: tuple[int, ...] = ()
-    root: int | None = None
-    exclude: tuple[int, ...] = ()
-
-    def arguments(self) -> list[str]:
-        """The `benchmarks.loadgen` options."""
-        out = ["--pids", ",".join(map(str, self.pids))]
-        if self.root is not None:
-            out += [
-                "--root-pid",
-                str(self.root),
-                "--exclude-pids",
-                ",".join(map(str, self.exclude)),
-            ]
-        return out
-
-
-def run_loadgen(
-    url: str,
-    concurrency: int,
-    options: LoadOptions,
-    users_file: Path,
-    processes: ServerProcesses,
-    workdir: Path,
-    *,
-    warmup_s: float | None = None,
-    duration_s: float | None = None,
-) -> dict[str, Any]:
-    """One closed-loop run in a `benchmarks.loadgen` subprocess; its raw JSON."""
-    warmup = options.warmup_s if warmup_s is None else warmup_s
-    duration = options.duration_s if duration_s is None else duration_s
-    out = workdir / f"level-{concurrency}-{time.monotonic_ns()}.json"
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.loadgen",
-        "--url",
-        url,
-        "--concurrency",
-        str(concurrency),
-        "--warmup",
-        str(warmup),
-        "--duration",
-        str(duration),
-        "--k",
-        str(options.k),
-        "--users-file",
-        str(users_file),
-        "--out",
-        str(out),
-        *processes.arguments(),
-    ]
-    timeout = warmup + duration + 120.0
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise LoadBenchmarkError(f"the load generator did not finish in {timeout:g} s") from exc
-    if done.returncode != 0 or not out.exists():
-        raise LoadBenchmarkError(
-            f"the load generator failed (status {done.returncode}): {done.stderr[-2000:]}"
-        )
-    raw: dict[str, Any] = json.loads(out.read_text())
-    out.unlink()
-    return raw
-
-
-def serve_processes(url: str, in_process: bool, exclude: set[int]) -> ServerProcesses:
-    """Processes whose CPU counts as the Serve app's.
-
-    In process: every process Ray runs under this one (replicas, including those the
-    autoscaler starts, HAProxy, the Serve controller, GCS, raylet, agents), i.e. the whole
-    cost of running Serve. Otherwise only the replicas' pids that `/healthz` reports.
-    """
-    if in_process:
-        return ServerProcesses(
-            "every process of the in-process Ray instance", root=os.getpid(), exclude=tuple(exclude)
-        )
-    try:
-        import httpx
-
-        body = httpx.get(f"{url}/healthz", timeout=10.0).json()
-        pids = tuple(sorted({int(s["pid"]) for s in body["stages"].values() if s.get("pid")}))
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        pids = ()
-    return ServerProcesses(
-        "the stage replicas reported by /healthz (not the ingress, not Ray itself)", pids=pids
-    )
-
-
-def replica_counts() -> dict[str, int] | None:
-    """RUNNING replicas per deployment of the in-process app (None when not connected)."""
-    import ray
-
-    if not ray.is_initialized():
-        return None
-    from ray import serve
-
-    app = serve.status().applications.get(APP_NAME)
-    if app is None:
-        return None
-    from ray.serve._private.common import ReplicaState
-
-    return {
-        name: int(info.replica_states.get(ReplicaState.RUNNING, 0))
-        for name, info in app.deployments.items()
-    }
-
-
-def _descendants(pid: int) -> set[int]:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        return {pid, *(c.pid for c in proc.children(recursive=True))}
-    except psutil.Error:
-        return {pid}
-
-
 def run(options: LoadOptions) -> dict[str, Any]:
     """Runs the whole benchmark and returns the report (see the module doc)."""
     config = ServeConfig.load(options.config_path).with_overrides(args=options.app_args)
@@ -273,16 +125,18 @@ def run(options: LoadOptions) -> dict[str, Any]:
         users_file = workdir / "users.json"
         users_file.write_text(json.dumps(users))
         systems: dict[str, str] = {}
-        mono_pids: set[int] = set()
-        if options.monolith_url != "":
-            if options.monolith_url:
-                systems["monolith"] = check_loopback(options.monolith_url)
-            else:
-                url, pid = stack.enter_context(
-                    monolith_process(config, log_path=workdir / "monolith.log")
-                )
-                systems["monolith"] = url
-                mono_pids = _descendants(pid)
+        mono_pids: dict[str, set[int]] = {}
+        wide = options.monolith_workers if options.monolith_workers > 1 else 0
+        if options.monolith_url:
+            systems["monolith"] = check_loopback(options.monolith_url)
+        elif options.monolith_url is None:
+            for name, workers in (("monolith", 1), ("monolith_n", wide)):
+                if workers:
+                    url, pid = stack.enter_context(
+                        monolith_process(config, log_path=workdir / f"{name}.log", workers=workers)
+                    )
+                    systems[name] = url
+                    mono_pids[name] = descendants(pid)
         in_process = options.url is None
         if options.url:
             systems["serve"] = check_loopback(options.url)
@@ -292,14 +146,7 @@ def run(options: LoadOptions) -> dict[str, Any]:
             status = stage_status(url)
             if not status or any(s != "ok" for s in status.values()):
                 raise LoadBenchmarkError(f"{name} at {url} is not healthy: {status or 'no answer'}")
-        # In process, the monolith and its children are descendants of this process too.
-        procs = {"serve": serve_processes(systems["serve"], in_process, mono_pids)}
-        if "monolith" in systems:
-            procs["monolith"] = (
-                ServerProcesses("the monolith process", pids=tuple(sorted(mono_pids)))
-                if mono_pids
-                else ServerProcesses("unknown (--monolith-url)")
-            )
+        procs = system_processes(systems, in_process, mono_pids, redis_pid(config))
         first = [name for name in load_report.SYSTEMS if name in systems]
         top = max(options.concurrency)
         for name in first if options.prime_s > 0 else []:
@@ -313,6 +160,12 @@ def run(options: LoadOptions) -> dict[str, Any]:
                 warmup_s=options.prime_s,
                 duration_s=1.0,
             )
+        # After the priming, so the idle share is that of the replicas the levels run on
+        # (Serve's autoscaler scales down only after 10 idle minutes).
+        idle = {}
+        if options.idle_s > 0:
+            time.sleep(IDLE_SETTLE_S)
+            idle = measure_idle(procs, options.idle_s)
         levels: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
         order: list[list[str]] = []
         tool: dict[str, Any] = {}
@@ -323,15 +176,21 @@ def run(options: LoadOptions) -> dict[str, Any]:
                 raw = run_loadgen(
                     systems[name], concurrency, options, users_file, procs[name], workdir
                 )
-                levels[name].append(load_report.summarize_level(raw))
+                idle_cores = idle[name]["cores_by_role"] if name in idle else None
+                levels[name].append(load_report.summarize_level(raw, idle_cores))
                 levels[name][-1]["replicas"] = replica_counts() if name == "serve" else None
                 tool = raw["tool"]
                 _progress(name, levels[name][-1])
+        capacity = None
+        if options.capacity is not None:
+            budget = budget_ms(config)
+            capacity = {
+                name: run_capacity(systems[name], options, budget, users_file, workdir)
+                for name in first
+            }
         floor = None
         if options.floor_requests > 0:
             floor = run_floor(config, options, users_file, workdir)
-    serve_levels = levels.get("serve", [])
-    mono_levels = levels.get("monolith", [])
     return {
         "benchmark": "load",
         "created": utc_now(),
@@ -343,12 +202,16 @@ def run(options: LoadOptions) -> dict[str, Any]:
             "endpoint": f"GET /recommendations/{{user_id}}?k={options.k}",
             "tool": tool,
             "loop": "closed: each user sends its next request when the answer arrives",
+            "goodput": "answers/s with HTTP 200 and degraded=false (no fallback)",
             "concurrency": list(options.concurrency),
             "warmup_s": options.warmup_s,
             "duration_s": options.duration_s,
             "k": options.k,
             "users": len(users),
+            "users_source": "the served tree's training split (known users: no cold start)",
             "order": order,
+            "monolith_workers": wide if "monolith_n" in systems else None,
+            "idle_s": options.idle_s,
             "server_cpu_scope": {name: p.scope for name, p in procs.items()},
             "prime_s": options.prime_s,
             "serve_env": serve_env() if in_process else None,
@@ -356,10 +219,15 @@ def run(options: LoadOptions) -> dict[str, Any]:
             "serve_config": str(options.config_path),
             "elapsed_s": round(time.perf_counter() - started, 1),
         },
-        "systems": {name: {"levels": lv} for name, lv in levels.items()},
-        "ratios": load_report.ratios(serve_levels, mono_levels),
+        "systems": {name: {"levels": lv, "idle": idle.get(name)} for name, lv in levels.items()},
+        "capacity": capacity,
+        "ratios": load_report.ratios(
+            levels.get("serve", []), levels.get("monolith", []), levels.get("monolith_n", [])
+        ),
         "floor": floor,
-        "targets": load_report.check_targets(serve_levels, mono_levels),
+        "targets": load_report.check_targets(
+            levels.get("serve", []), levels.get("monolith", []), levels.get("monolith_n", [])
+        ),
     }
 
 
@@ -375,43 +243,13 @@ def _serve_mode(in_process: bool) -> str:
 _PACKAGES = ("numpy", "tensorflow", "ray", "redis", "feast", "fastapi", "uvicorn", "locust")
 
 
-def run_floor(
-    config: ServeConfig, options: LoadOptions, users_file: Path, workdir: Path
-) -> dict[str, Any]:
-    """The in-process compute floor (`benchmarks.floor`) in a subprocess."""
-    out = workdir / "floor.json"
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.floor",
-        "--config",
-        str(config.path),
-        "--args-json",
-        json.dumps(config.args),
-        "--users-file",
-        str(users_file),
-        "--requests",
-        str(options.floor_requests),
-        "--k",
-        str(options.k),
-        "--out",
-        str(out),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    if done.returncode != 0 or not out.exists():
-        raise LoadBenchmarkError(
-            f"the compute floor failed (status {done.returncode}): {done.stderr[-2000:]}"
-        )
-    floor: dict[str, Any] = json.loads(out.read_text())
-    return floor
-
-
 def _progress(name: str, lv: dict[str, Any]) -> None:
     lat = lv.get("latency_ms") or {}
     print(
-        f"{name:<9} c={lv['concurrency']:<3} {lv['rps']:7.1f} rps  "
-        f"p50 {lat.get('p50_ms', float('nan')):7.2f}  p99 {lat.get('p99_ms', float('nan')):7.2f} ms"
-        f"  errors {lv['errors']}  degraded {lv['degraded']}",
+        f"{name:<10} c={lv['concurrency']:<3} goodput {lv['goodput']:7.1f}/s  "
+        f"{lv['rps']:7.1f} rps  p50 {lat.get('p50_ms', float('nan')):7.2f}  "
+        f"p99 {lat.get('p99_ms', float('nan')):7.2f} ms  errors {lv['errors']}  "
+        f"degraded {lv['degraded']}",
         flush=True,
     )
 
@@ -419,7 +257,7 @@ def _progress(name: str, lv: dict[str, Any]) -> None:
 def write(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """Writes load.json and load.png."""
     json_path = write_json(out_dir / LOAD_JSON, report)
-    png_path = load_report.plot(report, out_dir / LOAD_PNG)
+    png_path = load_render.plot(report, out_dir / LOAD_PNG)
     return json_path, png_path
 
 
@@ -445,6 +283,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--prime", type=float, default=45.0, help="unrecorded seconds at the top level first"
     )
+    parser.add_argument(
+        "--monolith-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="workers of the wide monolith (default: one per core; 1 skips it)",
+    )
+    parser.add_argument(
+        "--idle", type=float, default=10.0, help="seconds of no-traffic CPU first (0: none)"
+    )
+    _capacity_arguments(parser)
     add_readme_arguments(parser, "load tables")
     args = parser.parse_args(argv)
     if args.render_only:
@@ -454,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise LoadBenchmarkError("need --concurrency >= 1, --duration > 0, --warmup >= 0")
         if args.k < 1 or args.floor_requests < 0 or args.prime < 0:
             raise LoadBenchmarkError("need --k >= 1, --floor-requests >= 0 and --prime >= 0")
+        if args.monolith_workers < 1 or args.idle < 0:
+            raise LoadBenchmarkError("need --monolith-workers >= 1 and --idle >= 0")
         overrides = app_overrides(args)
         options = LoadOptions(
             url=args.url,
@@ -469,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet_load=args.quiet_load,
             quiet_wait_s=args.quiet_wait,
             prime_s=args.prime,
+            monolith_workers=args.monolith_workers,
+            idle_s=args.idle,
+            capacity=_capacity_options(args),
         )
         report = run(options)
         json_path, png_path = write(report, options.out_dir)
@@ -481,9 +334,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     for target in report["targets"].values():
         met = {True: "met", False: "MISSED", None: "not measured"}[target["met"]]
         value = "-" if target["value"] is None else f"{target['value']:.2f}"
-        print(f"  {target['text']:<52} {value:>8}  {met}")
+        print(f"  {target['text']:<80} {value:>8}  {met}")
     print(f"wrote {json_path} and {png_path}")
     return 0 if args.readme is None else render(json_path, args.readme)
+
+
+def _capacity_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = CapacityOptions()
+    search = defaults.search
+    group = parser.add_argument_group("open-loop capacity search (benchmarks.openloop)")
+    group.add_argument(
+        "--capacity-time-cap",
+        type=float,
+        default=search.time_cap_s,
+        help="seconds per system (0 skips the search)",
+    )
+    group.add_argument("--capacity-start-rate", type=float, default=search.start_rate)
+    group.add_argument("--capacity-max-rate", type=float, default=search.max_rate)
+    group.add_argument("--capacity-max-probes", type=int, default=search.max_probes)
+    group.add_argument("--capacity-tolerance", type=float, default=search.tolerance)
+    group.add_argument("--probe-warmup", type=float, default=defaults.probe_warmup_s)
+    group.add_argument("--probe-duration", type=float, default=defaults.probe_duration_s)
+
+
+def _capacity_options(args: argparse.Namespace) -> CapacityOptions | None:
+    if args.capacity_time_cap <= 0:
+        return None
+    if args.probe_duration <= 0 or args.probe_warmup < 0:
+        raise LoadBenchmarkError("need --probe-duration > 0 and --probe-warmup >= 0")
+    search = SearchSettings(
+        start_rate=args.capacity_start_rate,
+        max_rate=args.capacity_max_rate,
+        max_probes=args.capacity_max_probes,
+        tolerance=args.capacity_tolerance,
+        time_cap_s=args.capacity_time_cap,
+    )
+    return CapacityOptions(
+        search=search, probe_warmup_s=args.probe_warmup, probe_duration_s=args.probe_duration
+    )
 
 
 def render(json_path: Path, readme: Path) -> int:
@@ -491,9 +379,9 @@ def render(json_path: Path, readme: Path) -> int:
     return render_readme(
         json_path,
         readme,
-        load_report.README_BEGIN,
-        load_report.README_END,
-        load_report.markdown_tables,
+        load_render.README_BEGIN,
+        load_render.README_END,
+        load_render.markdown_tables,
         "load tables",
     )
 

@@ -18,12 +18,15 @@ window is measured and reported with every run.
 Runs in its own process: importing locust monkey-patches the standard library with gevent.
 
 Output (JSON): {"concurrency", "k", "warmup_s", "window_s", "warmup_requests",
-"samples": [[latency_ms, status, degraded, server_timing], ...], "cpu_s" (this process),
-"server_cpu_s" (the `--pids` processes, or the descendants of `--root-pid`; null without),
-"server_pids" (those measured), "machine_cpu_busy"
-(share of all cores busy), "load_average", "tool"}; status 0 means a transport error;
-degraded is 1 when the answer says `"degraded":true`. All CPU figures cover the recorded
-window only.
+"samples": [[latency_ms, status, degraded, server_timing, fallbacks, cold_start], ...],
+"cpu_s" (this process), "server_cpu_s" (the `--pids` processes plus the descendants of
+`--root-pid`; null without), "server_cpu_by_role" and "server_rss_by_role"
+(`benchmarks.processes` roles; memory at the end of the window), "server_pids" (those
+measured), "server_roles" (pid -> role), "machine_cpu_busy" (share of all cores busy),
+"load_average", "tool"}; status 0 means a transport error; degraded is 1 when the answer says
+`"degraded":true`, and then fallbacks lists its fallbacks as "stage:reason,..."
+(`parse_fallbacks`); cold_start is 1 for a cold-start answer (never expected: the users are
+known). All CPU figures cover the recorded window only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import itertools
 import json
 import os
 import random
+import re
 import resource
 import sys
 import time
@@ -41,8 +45,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from benchmarks.processes import ProcessMeter
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEGRADED_MARK = b'"degraded":true'
+COLD_START_MARK = b'"cold_start":true'
 
 
 class LoadGenError(ValueError):
@@ -77,71 +84,19 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class CpuMeter:
-    """CPU seconds of the server's processes, and the machine's busy share, over a window.
+FALLBACK_ENTRY = re.compile(rb'"stage":"([A-Za-z0-9_]+)","reason":"([A-Za-z0-9_]+)"')
 
-    The processes are either fixed pids, or every descendant of a root process (minus some),
-    enumerated at both ends of the window: a process that appears meanwhile (e.g. a replica
-    the autoscaler starts) counts with all the CPU it used, one that disappears with what it
-    used until the first reading.
+
+def parse_fallbacks(content: bytes) -> str:
+    """The fallbacks of a degraded answer, compactly: "stage:reason,stage:reason".
+
+    Example: b'{"degraded":true,"fallbacks":[{"stage":"content","reason":"timeout"}]}'
+    -> "content:timeout". Only degraded answers are parsed (a regex on the raw body, not a
+    JSON parse), so full answers cost the generator nothing more.
     """
-
-    def __init__(
-        self, pids: Sequence[int] = (), root: int | None = None, exclude: Sequence[int] = ()
-    ) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self._pids = list(pids)
-        self._root = root
-        self._exclude = {*exclude, os.getpid()}
-        self._start: dict[int, float] = {}
-        self._machine: Any = None
-        self.seen: set[int] = set()
-
-    def _procs(self) -> list[Any]:
-        psutil = self._psutil
-        try:
-            if self._root is not None:
-                found = psutil.Process(self._root).children(recursive=True)
-                return [p for p in found if p.pid not in self._exclude]
-        except psutil.Error:
-            return []
-        procs = []
-        for pid in self._pids:
-            try:
-                procs.append(psutil.Process(pid))
-            except psutil.Error:
-                continue
-        return procs
-
-    def _proc_cpu(self) -> dict[int, float]:
-        out = {}
-        for proc in self._procs():
-            try:
-                times = proc.cpu_times()
-            except self._psutil.Error:
-                continue
-            out[proc.pid] = times.user + times.system
-        return out
-
-    def start(self) -> None:
-        """Takes the first reading."""
-        self._start = self._proc_cpu()
-        self._machine = self._psutil.cpu_times()
-
-    def stop(self) -> tuple[float | None, float]:
-        """(CPU seconds of the processes or None without any, machine busy fraction)."""
-        end = self._proc_cpu()
-        machine = self._psutil.cpu_times()
-        idle = (machine.idle + machine.iowait) - (self._machine.idle + self._machine.iowait)
-        total = sum(machine) - sum(self._machine)
-        busy = 1.0 - idle / total if total > 0 else 0.0
-        self.seen = set(self._start) | set(end)
-        if not self.seen:
-            return None, busy
-        used = sum(cpu - self._start.get(pid, 0.0) for pid, cpu in end.items())
-        return used, busy
+    return ",".join(
+        f"{stage.decode()}:{reason.decode()}" for stage, reason in FALLBACK_ENTRY.findall(content)
+    )
 
 
 def run_level(
@@ -185,13 +140,16 @@ def run_level(
         headers = getattr(response, "headers", None) or {}
         timing = headers.get("server-timing", "") if status else ""
         ok = status if exception is None or status >= 400 else 0
-        samples.append([float(response_time), ok, int(DEGRADED_MARK in content), timing])
+        degraded = DEGRADED_MARK in content
+        fallbacks = parse_fallbacks(content) if degraded else ""
+        cold = int(COLD_START_MARK in content)
+        samples.append([float(response_time), ok, int(degraded), timing, fallbacks, cold])
 
     env = Environment(user_classes=[RecommendationUser], catch_exceptions=True)
     env.events.request.add_listener(on_request)
     runner = env.create_local_runner()
     runner.start(concurrency, spawn_rate=100)  # at most 0.32 s to start 32 users
-    meter = CpuMeter(server_pids, server_root, exclude_pids)
+    meter = ProcessMeter(server_pids, server_root, exclude_pids)
     gevent.sleep(warmup_s)
     meter.start()
     cpu_start, started = _cpu_seconds(), time.perf_counter()
@@ -200,7 +158,7 @@ def run_level(
     state["recording"] = False
     window = time.perf_counter() - started
     cpu = _cpu_seconds() - cpu_start
-    server_cpu, busy = meter.stop()
+    reading = meter.stop()
     runner.quit()
     return {
         "concurrency": concurrency,
@@ -210,9 +168,12 @@ def run_level(
         "warmup_requests": state["warmup_requests"],
         "samples": samples,
         "cpu_s": cpu,
-        "server_cpu_s": server_cpu,
-        "server_pids": sorted(meter.seen),
-        "machine_cpu_busy": busy,
+        "server_cpu_s": reading.cpu_s,
+        "server_cpu_by_role": reading.cpu_by_role,
+        "server_rss_by_role": reading.rss_by_role,
+        "server_pids": reading.pids,
+        "server_roles": {str(pid): role for pid, role in reading.roles.items()},
+        "machine_cpu_busy": reading.machine_busy,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "tool": {"name": "locust", "version": locust.__version__, "user_class": "FastHttpUser"},
     }
@@ -231,9 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pids", default="", help="comma-separated server process ids whose CPU to measure"
     )
-    parser.add_argument(
-        "--root-pid", type=int, help="measure every descendant of this process instead"
-    )
+    parser.add_argument("--root-pid", type=int, help="measure every descendant of this process too")
     parser.add_argument("--exclude-pids", default="", help="descendants not to count")
     args = parser.parse_args(argv)
     try:

@@ -1,6 +1,14 @@
-"""The single-process baseline: the Serve app's pipeline in one FastAPI/uvicorn process.
+"""The baseline without Ray Serve: the Serve app's pipeline in FastAPI/uvicorn worker processes.
 
-    python -m benchmarks.monolith --port 8100 [--config serve_config.yaml] [--args-json '{}']
+    python -m benchmarks.monolith --port 8100 [--workers N] [--config serve_config.yaml] \
+        [--args-json '{}'] [--ready-file ready.json]
+
+`--workers 1` serves from this one process. `--workers N` (default: one per core, what a
+user deploying the monolith would run) makes this process a supervisor of N worker
+processes, each a full pipeline (every model loaded N times) bound to the same port with
+SO_REUSEPORT, so the kernel spreads the connections over them; the supervisor stops them
+all when it is stopped or when one of them exits, and they die with it. `--ready-file` is
+written once every worker accepts connections.
 
 Same code, same artifacts, same Redis, same rules as the Serve app: each stage is its
 deployment's own class (`Retrieval.func_or_class(...)` etc.) instantiated in this process,
@@ -8,7 +16,7 @@ configured with the `user_config` that `serve_config.yaml` gives its deployment,
 directly (each class implements its stage's Protocol) instead of through a `DeploymentHandle`;
 the flow is the same
 `RecommendService` and the routes the same `create_app`. This is what a user would build
-without Ray Serve: one process, no hops, no proxy.
+without Ray Serve: in each worker, one process, no hops, no proxy.
 
 Notes on running the deployments' classes outside Serve:
 
@@ -30,6 +38,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -192,9 +201,25 @@ async def start_pipeline(
     return Pipeline(service, stages, registry, metrics)
 
 
-async def serve_forever(port: int, config_path: Path, args_json: Mapping[str, Any]) -> None:
+async def serve_forever(
+    port: int,
+    config_path: Path,
+    args_json: Mapping[str, Any],
+    *,
+    reuse_port: bool = False,
+    on_started: Callable[[], None] | None = None,
+) -> None:
     """Starts the pipeline, then uvicorn on 127.0.0.1:`port` (one process, one event loop);
-    the request metrics are served on `/metrics`."""
+    the request metrics are served on `/metrics`.
+
+    Args:
+        port: The TCP port.
+        config_path: The serve config.
+        args_json: Overrides of the app's args.
+        reuse_port: Bind with SO_REUSEPORT, so that several workers share the port (the
+            kernel spreads the connections over them).
+        on_started: Called once uvicorn accepts connections.
+    """
     import uvicorn
     from prometheus_client import make_asgi_app
 
@@ -206,7 +231,23 @@ async def serve_forever(port: int, config_path: Path, args_json: Mapping[str, An
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
-    await server.serve()
+    announce = asyncio.create_task(_announce(server, on_started))
+    try:
+        if reuse_port:
+            from benchmarks.workers import reuse_port_socket
+
+            await server.serve(sockets=[reuse_port_socket(port)])
+        else:
+            await server.serve()
+    finally:
+        announce.cancel()
+
+
+async def _announce(server: Any, on_started: Callable[[], None] | None) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    if on_started is not None:
+        on_started()
 
 
 def _event_loop_runner() -> asyncio.Runner:
@@ -221,6 +262,7 @@ def _event_loop_runner() -> asyncio.Runner:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses arguments and serves until terminated; returns the exit status."""
     from benchmarks.stack import SERVE_CONFIG, StackError
+    from benchmarks.workers import supervise, worker_command
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.monolith", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -228,14 +270,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--args-json", default="{}", help="overrides of the app's args (AppArgs), as JSON"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="full-pipeline worker processes sharing the port (default: one per core)",
+    )
+    parser.add_argument(
+        "--ready-file", type=Path, help="written once every worker accepts connections"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         overrides = json.loads(args.args_json)
         if not isinstance(overrides, dict):
             raise ValueError("--args-json must be a JSON object")
+        if args.workers < 1:
+            raise ValueError("--workers must be >= 1")
+        if args.workers > 1 and not args.worker:
+            command = worker_command(args.port, args.config, overrides)
+            return supervise(command, args.workers, args.ready_file)
+
+        def started() -> None:
+            if args.worker:  # tells the supervisor
+                sys.stdout.write("serving\n")
+                sys.stdout.flush()
+            if args.ready_file is not None:
+                args.ready_file.write_text(json.dumps({"workers": [os.getpid()]}))
+
         with _event_loop_runner() as runner:
-            runner.run(serve_forever(args.port, args.config, overrides))
+            runner.run(
+                serve_forever(
+                    args.port, args.config, overrides, reuse_port=args.worker, on_started=started
+                )
+            )
     except KeyboardInterrupt:
         return 0
     except (StackError, ValueError, OSError) as exc:

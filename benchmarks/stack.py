@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -252,24 +253,39 @@ def serve_in_process(
 
 @contextlib.contextmanager
 def monolith_process(
-    config: ServeConfig, *, timeout: float = 300.0, log_path: Path | None = None
+    config: ServeConfig,
+    *,
+    timeout: float = 300.0,
+    log_path: Path | None = None,
+    workers: int = 1,
 ) -> Iterator[tuple[str, int]]:
     """Runs `python -m benchmarks.monolith` on a free port with the config's args and rules.
 
+    Args:
+        config: The config (args, user_configs).
+        timeout: Seconds to become healthy (every worker started).
+        log_path: Where its output goes (default: nowhere).
+        workers: Its worker processes (> 1: a supervisor and that many workers).
+
     Yields:
-        (base URL, pid).
+        (base URL, pid of the process started: the only worker, or the supervisor).
 
     Raises:
         StackError: It exited or did not become healthy in time (its log tail included).
     """
     port = free_port()
     log_file = log_path or Path(os.devnull)
+    ready = Path(tempfile.mkdtemp(prefix="movierec-monolith-")) / "ready.json"
     command = [
         sys.executable,
         "-m",
         "benchmarks.monolith",
         "--port",
         str(port),
+        "--workers",
+        str(workers),
+        "--ready-file",
+        str(ready),
         "--config",
         str(config.path),
         "--args-json",
@@ -286,16 +302,24 @@ def monolith_process(
             )
 
     try:
-        wait_healthy(url, timeout, check=alive)
+        deadline = time.monotonic() + timeout
+        while not ready.exists():  # every worker up before the first request
+            alive()
+            if time.monotonic() > deadline:
+                raise StackError(f"the monolith's workers not started after {timeout:g} s")
+            time.sleep(0.5)
+        wait_healthy(url, max(deadline - time.monotonic(), 10.0), check=alive)
         yield url, process.pid
     finally:
         if process.poll() is None:
             process.terminate()
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        ready.unlink(missing_ok=True)
+        ready.parent.rmdir()
 
 
 def _tail(path: Path | None, chars: int = 2000) -> str:

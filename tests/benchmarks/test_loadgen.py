@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from benchmarks.loadgen import LoadGenError, check_loopback, user_cycle
+from benchmarks.loadgen import LoadGenError, check_loopback, parse_fallbacks, user_cycle
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,13 @@ def test_user_cycle_is_a_fixed_permutation_repeated() -> None:
     assert list(itertools.islice(user_cycle([1, 2, 3, 4, 5]), 5)) == first[:5]
     with pytest.raises(LoadGenError):
         user_cycle([])
+
+
+def test_parse_fallbacks_of_a_degraded_answer() -> None:
+    body = (
+        b'{"user_id":1,"items":[],"model_version":"v","degraded":true,"fallbacks":'
+        b'[{"stage":"content","reason":"timeout"},{"stage":"ranking","reason":"budget"}],'
+        b'"cold_start":false}'
+    )
+    assert parse_fallbacks(body) == "content:timeout,ranking:budget"
+    assert parse_fallbacks(b'{"degraded":false,"fallbacks":[]}') == ""

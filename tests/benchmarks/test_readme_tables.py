@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import load_report, served_quality
+from benchmarks import load_render, served_quality
 from benchmarks.common import readme_block
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,8 +18,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def test_load_tables_match_load_json() -> None:
     report = json.loads((RESULTS / "load.json").read_text())
-    block = readme_block(ROOT / "README.md", load_report.README_BEGIN, load_report.README_END)
-    assert block == load_report.markdown_tables(report).rstrip()
+    block = readme_block(ROOT / "README.md", load_render.README_BEGIN, load_render.README_END)
+    assert block == load_render.markdown_tables(report).rstrip()
 
 
 def test_served_quality_table_matches_its_json() -> None:
