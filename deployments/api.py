@@ -17,7 +17,13 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.openapi import PROTOCOL_ERRORS, UNAUTHORIZED, genre_type, mount_docs
+from deployments.openapi import (
+    PROTOCOL_ERRORS,
+    UNAUTHORIZED,
+    genre_type,
+    mount_docs,
+    with_model,
+)
 from deployments.request import RecommendRequest
 from deployments.schemas import (
     ID_MAX,
@@ -170,7 +176,7 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
         responses={
             **errors,
             404: {"model": ErrorResponse, "description": "Unknown movie."},
-            503: {"model": ErrorResponse, "description": "Vector search unavailable."},
+            503: with_model(503, ErrorResponse, "Vector search unavailable, or overloaded."),
         },
         dependencies=protected,
         summary="Movies similar to a movie (content vector search)",
@@ -193,7 +199,7 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
         response_model=HealthResponse,
         responses={
             **PROTOCOL_ERRORS,
-            503: {"model": HealthResponse, "description": "Cannot answer."},
+            503: with_model(503, HealthResponse, "Cannot answer, or overloaded."),
         },
         summary="Health of every stage",
     )

@@ -1,8 +1,9 @@
 """The API's OpenAPI document and docs page, describing the app as deployed.
 
-* `PROTOCOL_ERRORS`: the answers a request can get before any route runs (HAProxy's and
-  uvicorn's to a malformed or over-long request line or headers, this app's own to a bad
-  `Content-Length` or an over-large body), documented on every route.
+* `PROTOCOL_ERRORS`: the answers a request can get before or outside any route (HAProxy's and
+  uvicorn's to a malformed or over-long request line or headers; Serve's proxy's timeout,
+  backpressure and unavailable answers; this app's own to a bad `Content-Length` or an
+  over-large body), documented on every route; `with_model` adds a route's own JSON body.
 * `genre_type(genres)`: the `genres` parameter's type, a `Literal` of the catalog's genres,
   so the schema lists them as an enum (a schema-valid value is one the API accepts).
 * `mount_docs(app)`: Swagger UI at `/docs` from the installed `swagger-ui-bundle-v2`
@@ -23,25 +24,46 @@ from deployments.schemas import ErrorResponse
 
 _TEXT = {"schema": {"type": "string"}}
 
+_FRONT_END = {"text/html": _TEXT, "text/plain": _TEXT}  # HAProxy: HTML; Serve, uvicorn: text
+
 PROTOCOL_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorResponse,
         "description": "Malformed request: an invalid Content-Length (JSON), or a request "
-        "line or header the HTTP front end cannot parse (HAProxy: HTML, uvicorn: text).",
-        "content": {"text/html": _TEXT, "text/plain": _TEXT},
+        "line or header the HTTP front end cannot parse.",
+        "content": _FRONT_END,
+    },
+    408: {
+        "description": "The request took longer than the proxy's `request_timeout_s`.",
+        "content": _FRONT_END,
     },
     413: {"model": ErrorResponse, "description": "Request body over the size cap."},
-    414: {
-        "description": "Request line too long (answered by the HTTP front end).",
-        "content": {"text/html": _TEXT, "text/plain": _TEXT},
+    414: {"description": "Request line too long.", "content": _FRONT_END},
+    431: {"description": "Request headers too large.", "content": _FRONT_END},
+    500: {
+        "model": ErrorResponse,
+        "description": "Unexpected error (no details; the proxy's own in plain text).",
+        "content": _FRONT_END,
     },
-    431: {
-        "description": "Request headers too large (answered by the HTTP front end).",
-        "content": {"text/html": _TEXT, "text/plain": _TEXT},
+    503: {
+        "description": "Overloaded (Serve's backpressure: at once, with Retry-After) or no "
+        "replica available (answered by the proxy).",
+        "content": _FRONT_END,
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying (backpressure).",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
     },
-    500: {"model": ErrorResponse, "description": "Unexpected error (no details)."},
 }
 """Answers every route can give whatever its parameters (FastAPI `responses=`)."""
+
+
+def with_model(status: int, model: type[Any], description: str) -> dict[str, Any]:
+    """`PROTOCOL_ERRORS[status]` plus a route's own JSON answer with that status."""
+    return {**PROTOCOL_ERRORS[status], "model": model, "description": description}
+
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
@@ -117,4 +139,5 @@ __all__ = [
     "genre_type",
     "mount_docs",
     "swagger_ui_dir",
+    "with_model",
 ]

@@ -70,11 +70,18 @@ def test_front_end_errors_are_documented_on_every_route(api_key: str | None) -> 
     spec = _client(api_key).get("/openapi.json").json()
     for path in (*PROTECTED, "/healthz"):
         responses = _operation(spec, path)["responses"]
-        assert {"400", "413", "414", "431", "500"} <= set(responses), path
-        # HAProxy answers in HTML, uvicorn in plain text, this app's own 400 in JSON
-        assert {"text/html", "text/plain", "application/json"} <= set(responses["400"]["content"])
-        assert {"text/html", "text/plain"} <= set(responses["414"]["content"])
-        assert {"text/html", "text/plain"} <= set(responses["431"]["content"])
+        assert {"400", "408", "413", "414", "431", "500", "503"} <= set(responses), path
+        # HAProxy answers in HTML, Serve's proxy and uvicorn in plain text, this app in JSON
+        for status in ("400", "408", "414", "431", "500", "503"):
+            assert {"text/html", "text/plain"} <= set(responses[status]["content"]), status
+        for status in ("400", "500"):
+            assert "application/json" in responses[status]["content"], status
+        assert responses["503"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    # a route's own 503 keeps the proxy's answers and adds its JSON body
+    similar = _operation(spec, "/movies/{movie_id}/similar")["responses"]["503"]["content"]
+    assert {"text/plain", "text/html", "application/json"} <= set(similar)
+    health = _operation(spec, "/healthz")["responses"]["503"]["content"]["application/json"]
+    assert health["schema"]["$ref"].endswith("/HealthResponse")
 
 
 def test_genres_are_an_enum_of_the_catalogs_genres() -> None:
