@@ -10,13 +10,20 @@ annotations at runtime.
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.openapi import (
+    PROTOCOL_ERRORS,
+    UNAUTHORIZED,
+    genre_type,
+    mount_docs,
+    with_model,
+)
 from deployments.request import RecommendRequest
 from deployments.schemas import (
     ID_MAX,
@@ -87,13 +94,6 @@ def _allowed(params: frozenset[str]) -> Callable[[Request], Awaitable[None]]:
     return reject_unknown
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing or invalid API key (auth on)."},
-    413: {"model": ErrorResponse, "description": "Request body over the size cap."},
-    500: {"model": ErrorResponse, "description": "Unexpected error (no details)."},
-}
-
-
 def create_app(service: RecommendService, policy: SecurityPolicy | None = None) -> FastAPI:
     """The movierec HTTP API over `service`.
 
@@ -105,10 +105,16 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
     `/healthz` needs no key (load balancers and probes must reach it without secrets), but
     with auth on an unauthenticated caller sees only the statuses: pids and details need the
     key. `/docs` and `/openapi.json` stay open (they describe the API, they hold no data).
+
+    The OpenAPI document describes this app as built (`deployments.openapi`): the `X-API-Key`
+    scheme and 401 only when auth is on, the catalog's genres as an enum, and the answers
+    of the HTTP front end (400, 414, 431) on every route.
     """
     policy = policy or SecurityPolicy.from_settings()
     guard = APIKeyGuard(policy)
     protected = [Depends(guard.dependency())]
+    errors = {**PROTOCOL_ERRORS, **(UNAUTHORIZED if guard.enabled else {})}
+    genre = genre_type(service.catalog.genres)
     app = FastAPI(
         title="movierec",
         version="0.1.0",
@@ -116,14 +122,17 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
             "Multi-stage movie recommendations: two-tower retrieval and content vector search "
             "candidates, Feast features, a batched ranker and business rules."
         ),
+        docs_url=None,  # mount_docs: Swagger UI from an installed package, no CDN
+        redoc_url=None,
     )
+    mount_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=policy.max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
 
     @app.get(
         "/recommendations/{user_id}",
         response_model=RecommendationResponse,
-        responses=_ERRORS,
+        responses=errors,
         dependencies=protected,
         summary="Top-k movies for a user",
     )
@@ -132,7 +141,7 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
         user_id: Annotated[int, Path(ge=1, le=ID_MAX, description="MovieLens user id.")],
         k: Annotated[int, Query(ge=1, le=K_MAX, description="How many movies.")] = K_DEFAULT,
         genres: Annotated[
-            list[str] | None,
+            list[genre] | None,  # type: ignore[valid-type]
             Query(
                 max_length=MAX_GENRES,
                 description="Only movies with one of these genres (repeatable).",
@@ -165,9 +174,9 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
         "/movies/{movie_id}/similar",
         response_model=SimilarResponse,
         responses={
-            **_ERRORS,
+            **errors,
             404: {"model": ErrorResponse, "description": "Unknown movie."},
-            503: {"model": ErrorResponse, "description": "Vector search unavailable."},
+            503: with_model(503, ErrorResponse, "Vector search unavailable, or overloaded."),
         },
         dependencies=protected,
         summary="Movies similar to a movie (content vector search)",
@@ -188,7 +197,10 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
     @app.get(
         "/healthz",
         response_model=HealthResponse,
-        responses={**_ERRORS, 503: {"model": HealthResponse, "description": "Cannot answer."}},
+        responses={
+            **PROTOCOL_ERRORS,
+            503: with_model(503, HealthResponse, "Cannot answer, or overloaded."),
+        },
         summary="Health of every stage",
     )
     async def healthz(

@@ -5,8 +5,9 @@
   an empty, short or placeholder key (`InsecureConfigError`): the replica does not start, so
   the deploy fails instead of serving an open API.
 * `APIKeyGuard` is a FastAPI dependency: the `X-API-Key` header compared in constant time
-  (`hmac.compare_digest`); a missing or wrong key gets HTTP 401. It also declares the scheme in
-  the OpenAPI document.
+  (`hmac.compare_digest`); a missing or wrong key gets HTTP 401. With auth on it declares the
+  scheme in the OpenAPI document; with auth off it declares nothing (the document describes
+  the deployed behaviour: no key needed).
 * `BodyLimitMiddleware` answers HTTP 413 to a request body over the cap (declared length or
   bytes actually received), before any route reads it.
 
@@ -103,7 +104,7 @@ class APIKeyGuard:
         self._header = APIKeyHeader(
             name=API_KEY_HEADER,
             auto_error=False,
-            description="The API key (only when the server sets MOVIEREC_API_KEY).",
+            description="The API key: the server's MOVIEREC_API_KEY.",
         )
 
     def authorized(self, presented: str | None) -> bool:
@@ -114,9 +115,22 @@ class APIKeyGuard:
             return False
         return hmac.compare_digest(presented.encode(), self._expected)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether requests need the key."""
+        return self._expected is not None
+
     def dependency(self) -> Callable[..., Awaitable[None]]:
-        """The FastAPI dependency: HTTP 401 unless the request carries the key. It declares
-        the `X-API-Key` scheme in the OpenAPI document."""
+        """The FastAPI dependency: HTTP 401 unless the request carries the key. With auth on
+        it declares the `X-API-Key` scheme in the OpenAPI document; with auth off it is a
+        no-op that declares nothing."""
+        if self._expected is None:
+
+            async def open_route() -> None:
+                return None
+
+            return open_route
+
         header = self._header
 
         async def require_api_key(presented: Annotated[str | None, Security(header)]) -> None:

@@ -18,7 +18,15 @@ import pytest
 
 from movierec.rules import Item, genre_cap_holds
 from tests.deployments._artifacts import MAX_USER_ID
-from tests.deployments._serve import Served, deploy, serve_tiny_app, with_user_config
+from tests.deployments._contract import run_schemathesis, serve_in_process
+from tests.deployments._serve import (
+    APP,
+    RELAXED_TIMEOUTS,
+    Served,
+    deploy,
+    serve_tiny_app,
+    with_user_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -67,9 +75,67 @@ def test_health_docs_and_openapi(served: Served) -> None:
     for name, stage in health["stages"].items():
         assert stage["status"] == "ok", (name, stage)
         assert isinstance(stage["pid"], int)
-    assert served.get("/docs").status_code == 200
-    paths = served.get("/openapi.json").json()["paths"]
+    docs = served.get("/docs")
+    assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert "https://" not in docs.text and "http://" not in docs.text  # nothing from a CDN
+    assert served.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    spec = served.get("/openapi.json").json()
+    paths = spec["paths"]
     assert {"/recommendations/{user_id}", "/movies/{movie_id}/similar", "/healthz"} <= set(paths)
+    assert "securitySchemes" not in spec.get("components", {})  # auth is off here
+
+
+# --- the API contract: Schemathesis with every check, both auth modes ----------------------
+
+CONTRACT_EXAMPLES = 50
+"""Schemathesis test cases per operation and phase (about 420 requests per run)."""
+CONTRACT_KEY = "contract-test-key-" + "x" * 32
+
+
+def test_api_contract_over_http_with_auth_off(served: Served) -> None:
+    """`st run --checks all` through Serve's HTTP proxy, the way users reach the API (auth
+    off, the default): every answer is declared, matches its schema, schema-valid requests
+    are accepted and invalid ones rejected. The store is the tiny artifacts' throwaway Redis."""
+    run = run_schemathesis(served.base_url, max_examples=CONTRACT_EXAMPLES)
+    print(run.summary)
+    assert run.returncode == 0, run.output[-8000:]
+    assert run.cases >= 300, run.summary
+
+
+def test_api_contract_with_auth_on(served: Served) -> None:
+    """The same run against the real API with auth on (`create_app` + `RecommendService` over
+    the running stages' Serve handles, behind uvicorn in this process), the key sent with
+    `-H`: the schema declares the `X-API-Key` scheme and 401, and Schemathesis's `ignored_auth`
+    check sends requests without the key and with a wrong one."""
+    from ray import serve
+
+    from deployments.api import create_app
+    from deployments.catalog import Catalog
+    from deployments.config import ControllerConfig
+    from deployments.security import API_KEY_HEADER, SecurityPolicy
+    from deployments.service import RecommendService
+    from deployments.stages import handles_for
+
+    handles = [
+        serve.get_deployment_handle(name, app_name=APP)
+        for name in ("Retrieval", "Content", "Features", "Ranking")
+    ]
+    service = RecommendService(
+        handles_for(*handles), Catalog.load(served.artifacts.layout.catalog_dir), "contract"
+    )
+    # the Serve app's stage deadlines: answers, not speed, are tested here
+    service.configure(ControllerConfig.model_validate({"timeouts": RELAXED_TIMEOUTS}))
+    api = create_app(service, SecurityPolicy(api_key=CONTRACT_KEY, max_body_bytes=16_384))
+    with serve_in_process(api) as base_url:
+        spec = httpx.get(f"{base_url}/openapi.json").json()
+        assert API_KEY_HEADER in str(spec["components"]["securitySchemes"])
+        run = run_schemathesis(
+            base_url, max_examples=CONTRACT_EXAMPLES, headers={API_KEY_HEADER: CONTRACT_KEY}
+        )
+    print(run.summary)
+    assert run.returncode == 0, run.output[-8000:]
+    assert run.cases >= 300, run.summary
+    assert CONTRACT_KEY not in run.output  # Schemathesis masks the key in its output
 
 
 def test_many_users_get_k_valid_distinct_unseen_and_diverse_movies(served: Served) -> None:

@@ -104,3 +104,14 @@ def test_bodies_over_the_cap_get_413() -> None:
     assert streamed.status_code == 413
     bad = client.get("/private", headers={"content-length": "-5"})
     assert bad.status_code == 400
+
+
+def test_the_guard_declares_the_key_scheme_only_when_auth_is_on() -> None:
+    off = _app(SecurityPolicy(api_key=None, max_body_bytes=1024)).get("/openapi.json").json()
+    assert "securitySchemes" not in off.get("components", {})
+    assert "security" not in off["paths"]["/private"]["get"]
+    on = _app(SecurityPolicy(api_key=STRONG, max_body_bytes=1024)).get("/openapi.json").json()
+    assert on["components"]["securitySchemes"]["APIKeyHeader"]["name"] == API_KEY_HEADER
+    assert on["paths"]["/private"]["get"]["security"] == [{"APIKeyHeader": []}]
+    assert not APIKeyGuard(SecurityPolicy(None, 1)).enabled
+    assert APIKeyGuard(SecurityPolicy(STRONG, 1)).enabled
