@@ -13,6 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 import redis
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from deployments.schemas import FallbackReason
 
@@ -144,6 +146,21 @@ def lost_dependency(exc: BaseException) -> bool:
         text = str(exc).lower()
         return "no such index" in text or "index name" in text or "noauth" in text
     return False
+
+
+def fail_fast(client: Any) -> Any:
+    """Makes a redis-py client (sync or asyncio) retry a failed command at most once, at once.
+
+    redis-py's default (3 retries, exponential backoff with jitter up to 10 s) keeps a call to
+    a killed Redis sleeping for seconds: the stage then times out instead of failing, and
+    `LazyResource` only rebuilds the client (on the restarted Redis's new port) once the
+    retries are spent. One immediate retry still covers a stale pooled connection.
+
+    Returns:
+        The client.
+    """
+    client.set_retry(Retry(NoBackoff(), 1))
+    return client
 
 
 class LazyResource(Generic[T]):

@@ -25,6 +25,7 @@ from deployments.common import (
     ReplicaHealth,
     StageUnavailableError,
     describe,
+    fail_fast,
     health_payload,
 )
 from deployments.config import FeaturesSettings, ServingContext
@@ -123,7 +124,10 @@ class Features:
                 "the online store is empty (Redis restarted without its data?): run the loader"
             )
         reader = await asyncio.to_thread(OnlineFeatures.open, url, self._registry, self._project)
-        # Warm-up: the first read builds Feast's serializers and the async Redis client.
+        # Feast's async Redis client, made now to fail fast (it is created on first use).
+        online_store: Any = reader.store._get_provider().online_store
+        fail_fast(await online_store._get_client_async(reader.store.config.online_store))
+        # Warm-up: the first read builds Feast's serializers.
         await self._read_user(reader, 0)
         await reader.get_movie_features_async([0])
         return reader
@@ -235,7 +239,9 @@ class Features:
 
 async def _online_store_loaded(url: str, layout: ArtifactLayout) -> bool:
     """Whether the Redis at `url` holds this tree's materialized features (the loader's mark)."""
-    client = redis.asyncio.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    client = fail_fast(
+        redis.asyncio.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    )
     try:
         return bool(await client.exists(layout.features_version_key))
     finally:

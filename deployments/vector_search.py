@@ -23,6 +23,7 @@ from deployments.common import (
     ReplicaHealth,
     StageUnavailableError,
     describe,
+    fail_fast,
     health_payload,
 )
 from deployments.config import ServingContext, VectorSearchSettings
@@ -61,6 +62,7 @@ class VectorSearch:
         client = AsyncVectorSearchClient.from_url(
             url, self._alias, ef_runtime=self._settings.ef_runtime
         )
+        fail_fast(client.client)
         try:
             info = await client.client.execute_command("FT.INFO", self._alias)
             indexed = _info_field(info, "percent_indexed")
@@ -175,6 +177,7 @@ class VectorSearch:
         try:
             url = await asyncio.to_thread(self._context.resolve_redis_url, verify=False)
             client = AsyncVectorSearchClient.from_url(url, self._alias)
+            fail_fast(client.client)
             try:
                 await client.client.execute_command("FT.INFO", self._alias)
             finally:

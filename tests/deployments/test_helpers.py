@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from deployments.common import (
     ReplicaHealth,
     StageUnavailableError,
     describe,
+    fail_fast,
     health_payload,
     lost_dependency,
     probe_model,
@@ -146,6 +148,31 @@ def test_a_resource_that_loses_redis_is_rebuilt_on_a_later_call() -> None:
 )
 def test_lost_dependency(exc: BaseException, lost: bool) -> None:
     assert lost_dependency(exc) is lost
+
+
+def test_a_fail_fast_client_gives_up_on_a_gone_redis_at_once() -> None:
+    """A killed Redis (nothing listens on its port): the call fails in milliseconds, where
+    redis-py's default retries sleep with backoff for seconds (a stage timeout)."""
+    import socket
+
+    import redis.asyncio
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def ping() -> float:
+        client = fail_fast(redis.asyncio.Redis(host="127.0.0.1", port=port))
+        started = time.perf_counter()
+        try:
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await client.ping()
+        finally:
+            await client.aclose()
+        return time.perf_counter() - started
+
+    assert asyncio.run(ping()) < 0.5
+    assert fail_fast(redis.Redis()).get_retry().get_retries() == 1  # sync clients too
 
 
 def test_a_replica_is_replaced_only_when_it_alone_cannot_use_the_dependency() -> None:
