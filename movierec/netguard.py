@@ -227,6 +227,17 @@ def own_cgroup() -> Path | None:
     return None
 
 
+def current_guard() -> Guard | None:
+    """The guard this process is in (`guarding_this_process`), if any."""
+    cgroup = own_cgroup()
+    mount = cgroup2_mount()
+    if cgroup is None or mount is None or cgroup.parent != mount:
+        return None
+    if not cgroup.name.startswith(CGROUP_PREFIX):
+        return None
+    return Guard(cgroup.name.removeprefix(CGROUP_PREFIX), mount)
+
+
 def warn_unguarded(reason: str) -> None:
     """The warning printed when the guard cannot be applied in `auto` mode."""
     logger.warning(

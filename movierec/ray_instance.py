@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ import psutil
 
 from movierec import netguard
 from movierec.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 STATE_FILE = "instance.json"
 DASHBOARD_PORT = 8265
@@ -280,9 +284,10 @@ def terminate(processes: Iterable[psutil.Process], grace_s: float = 15.0) -> lis
     return [p.pid for p in targets]
 
 
-def stop(run_dir: Path, *, serve_shutdown: bool = True) -> list[int]:
-    """Stops the recorded instance: Serve first (gracefully), then its processes, then the
-    guard. Processes of any other Ray instance are never signalled.
+def stop(run_dir: Path, *, serve_shutdown: bool = True, grace_s: float = 5.0) -> list[int]:
+    """Stops the recorded instance: Serve first (gracefully: replicas finish their requests),
+    then its processes (SIGTERM, SIGKILL after `grace_s`: Ray keeps no state worth a longer
+    wait), then the guard. Processes of any other Ray instance are never signalled.
 
     Returns:
         The pids signalled ([] when no instance is recorded).
@@ -291,7 +296,9 @@ def stop(run_dir: Path, *, serve_shutdown: bool = True) -> list[int]:
     if instance is None:
         return []
     if serve_shutdown and running(instance):
+        began = time.monotonic()
         _serve_shutdown(instance)
+        logger.info("serve shutdown: %.1f s", time.monotonic() - began)
     guard = netguard.Guard.named(instance.guard) if instance.guard else None
     in_cgroup: list[psutil.Process] = []
     if guard is not None:
@@ -301,9 +308,11 @@ def stop(run_dir: Path, *, serve_shutdown: bool = True) -> list[int]:
     processes = find_processes(
         instance.gcs_port, instance.session_dir or None, [*_recorded(instance), *in_cgroup]
     )
-    signalled = terminate(processes.values())
+    began = time.monotonic()
+    signalled = terminate(processes.values(), grace_s)
     if guard is not None:
-        guard.remove()
+        guard.remove(grace_s)
+    logger.info("%d processes stopped in %.1f s", len(signalled), time.monotonic() - began)
     state_path(run_dir).unlink(missing_ok=True)
     return signalled
 
@@ -325,6 +334,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
     args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     run_dir: Path = (args.run_dir or get_settings().run_dir).resolve()
     try:
         if args.command == "start":
@@ -333,8 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Ray head at {instance.gcs_address} ({guarded}), {state_path(run_dir)}")
             return 0
         if args.command == "stop":
+            began = time.monotonic()
             pids = stop(run_dir)
-            print(f"stopped {len(pids)} processes of this project's Ray" if pids else "no Ray")
+            took = time.monotonic() - began
+            print(
+                f"stopped this project's Ray ({len(pids)} processes, {took:.1f} s)"
+                if pids
+                else "no Ray recorded"
+            )
             return 0
         recorded = read_state(run_dir)
         alive = recorded is not None and running(recorded)

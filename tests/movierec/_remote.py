@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -98,3 +99,105 @@ def remote_host() -> Iterator[Probe]:
             _ip("link", "del", outer)
         with contextlib.suppress(subprocess.SubprocessError):
             _ip("netns", "del", netns)
+
+
+CONTROL = """
+import socket, sys, time
+sys.stdin.readline()  # moved out of any guard first
+s = socket.create_server(("0.0.0.0", 0))
+print(s.getsockname()[1], flush=True)
+sys.stdin.readline()
+"""
+
+
+@contextlib.contextmanager
+def control_listener() -> Iterator[int]:
+    """A TCP listener on every interface in the root cgroup, outside any guard (this process
+    may be in one: its children would be too); yields its port."""
+    from movierec.netguard import cgroup2_mount
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CONTROL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        mount = cgroup2_mount()
+        if mount is not None:
+            (mount / "cgroup.procs").write_text(f"{child.pid}\n")
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        yield int(child.stdout.readline())
+    finally:
+        child.kill()
+        child.wait()
+
+
+def listener_report(processes: Iterable[psutil.Process], guarded: set[int]) -> ListenerReport:
+    """Every listening TCP socket and bound UDP socket of `processes`, checked: one on
+    loopback is fine; one beyond loopback must belong to a process in `guarded` (the guard's
+    cgroup) and, for TCP, be unreachable from another host at each of this machine's
+    addresses it answers on (probed through `remote_host`, with a control listener outside
+    the guard that must be reachable)."""
+    hosts = host_addresses()
+    report = ListenerReport(hosts)
+    targets: list[tuple[str, int]] = []
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+            name = process.name()
+        except psutil.NoSuchProcess:
+            continue
+        for conn in connections:
+            listening = conn.status == psutil.CONN_LISTEN or conn.type == socket.SOCK_DGRAM
+            if not listening or not conn.laddr:
+                continue
+            ip = ipaddress.ip_address(conn.laddr.ip)
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback
+            where = f"{name}[{process.pid}] {conn.type.name} {conn.laddr.ip}:{conn.laddr.port}"
+            if ip.is_loopback:
+                report.loopback.append(where)
+                continue
+            report.beyond.append(where)
+            if process.pid not in guarded:
+                report.exposed.append(f"{where}: not in the guard's cgroup")
+            if conn.type == socket.SOCK_STREAM:
+                # 0.0.0.0: every IPv4 address; :: (dual stack): every address; else itself.
+                wildcard = [h for h in hosts if ip.version == 6 or ":" not in h]
+                at = wildcard if ip.is_unspecified else [str(ip)]
+                targets += [(host, conn.laddr.port) for host in at]
+    if hosts:
+        with remote_host() as probe, control_listener() as control:
+            reached = probe([(hosts[0], control), *targets])
+        report.probe_works = reached[0]
+        report.probed = len(targets)
+        report.exposed += [
+            f"{host}:{port} reachable from another host"
+            for (host, port), hit in zip(targets, reached[1:], strict=True)
+            if hit
+        ]
+    return report
+
+
+@dataclass
+class ListenerReport:
+    """What `listener_report` found."""
+
+    hosts: list[str]
+    loopback: list[str] = field(default_factory=list)
+    beyond: list[str] = field(default_factory=list)
+    exposed: list[str] = field(default_factory=list)
+    probed: int = 0
+    probe_works: bool = False
+
+    def print(self, name: str) -> None:
+        """The figures, and every socket."""
+        print(
+            f"\n[{name}] {len(self.loopback)} sockets on loopback, {len(self.beyond)} beyond "
+            f"loopback (guarded; {self.probed} connects from another host to {self.hosts}), "
+            f"{len(self.exposed)} exposed"
+        )
+        for where in self.loopback:
+            print(f"  loopback: {where}")
+        for where in self.beyond:
+            print(f"  beyond loopback, guarded: {where}")

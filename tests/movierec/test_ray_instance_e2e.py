@@ -15,10 +15,8 @@ reason otherwise. Each figure (sockets by kind, pids stopped) is printed.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -39,7 +37,7 @@ from movierec import netguard, ray_instance
 from movierec.redis_server import embedded_redis, read_state
 from tests.deployments._artifacts import build_tiny_artifacts
 from tests.deployments._serve import RELAXED_TIMEOUTS, with_user_config
-from tests.movierec._remote import host_addresses, remote_host
+from tests.movierec._remote import host_addresses, listener_report, remote_host
 
 pytestmark = pytest.mark.integration
 
@@ -128,63 +126,15 @@ def test_every_socket_of_the_app_is_loopback_or_unreachable_from_the_network(
     assert httpx.get(f"{started.url}/healthz", timeout=10).status_code == 200
     guard = netguard.Guard.named(started.instance.guard or "")
     assert started.instance.guard and guard.active()
-    in_guard = set(guard.pids())
-    hosts = host_addresses()
-    assert hosts, "this machine has no non-loopback address to test from"
-
     processes = _app_processes(started)
     names = {p.name() for p in processes.values() if p.is_running()}
     assert {"gcs_server", "raylet", "haproxy"} <= names, names
-    loopback, beyond, exposed = [], [], []
-    targets: list[tuple[str, int]] = []
-    for process in processes.values():
-        try:
-            connections = process.net_connections(kind="inet")
-            name = process.name()
-        except psutil.NoSuchProcess:
-            continue
-        for conn in connections:
-            listening = conn.status == psutil.CONN_LISTEN or conn.type == socket.SOCK_DGRAM
-            if not listening or not conn.laddr:
-                continue
-            ip = ipaddress.ip_address(conn.laddr.ip)
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback
-            where = f"{name}[{process.pid}] {conn.type.name} {conn.laddr.ip}:{conn.laddr.port}"
-            if ip.is_loopback:
-                loopback.append(where)
-                continue
-            # Bound beyond loopback (Ray and HAProxy hard-code these): the process must be
-            # guarded, and another host must not reach the port at any of our addresses.
-            beyond.append(where)
-            if process.pid not in in_guard:
-                exposed.append(f"{where}: not in the guard's cgroup")
-            if conn.type == socket.SOCK_STREAM:
-                # 0.0.0.0: every IPv4 address; :: (dual stack): every address; else itself.
-                wildcard = [h for h in hosts if ip.version == 6 or ":" not in h]
-                reachable_at = wildcard if ip.is_unspecified else [str(ip)]
-                targets += [(host, conn.laddr.port) for host in reachable_at]
-    with remote_host() as probe:
-        control = socket.create_server(("0.0.0.0", 0))  # not guarded: the probe must reach it
-        with control:
-            reached = probe([(hosts[0], control.getsockname()[1]), *targets])
-    assert reached[0], "the probe host cannot reach this machine at all"
-    exposed += [
-        f"{h}:{p} reachable from another host"
-        for (h, p), r in zip(targets, reached[1:], strict=True)
-        if r
-    ]
-    print(
-        f"\n[listeners] {len(loopback)} on loopback, {len(beyond)} beyond loopback "
-        f"(guarded; {len(targets)} connects from another host to {hosts}), "
-        f"{len(exposed)} exposed"
-    )
-    for where in loopback:
-        print(f"  loopback: {where}")
-    for where in beyond:
-        print(f"  beyond loopback, guarded: {where}")
-    assert not exposed, exposed
-    assert beyond and targets, "expected Ray's hard-coded binds; did the test see them?"
+    report = listener_report(processes.values(), set(guard.pids()))
+    report.print("listeners, make run")
+    assert report.hosts, "this machine has no non-loopback address to test from"
+    assert report.probe_works, "the probe host cannot reach this machine at all"
+    assert not report.exposed, report.exposed
+    assert report.beyond and report.probed, "expected Ray's hard-coded binds: none seen?"
 
 
 def test_haproxy_answers_on_loopback_only_and_its_admin_socket_is_private(
@@ -237,11 +187,19 @@ def test_stop_stops_this_instance_and_leaves_another_running(started: Started) -
     with _other_ray_instance() as other:
         assert other and not set(other) & set(ours)
         started_at = time.perf_counter()
-        signalled = ray_instance.stop(started.run_dir)
+        cli = [sys.executable, "-m", "movierec.ray_instance", "--run-dir", str(started.run_dir)]
+        done = subprocess.run(  # what `make stop` runs
+            [*cli, "stop"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         took = time.perf_counter() - started_at
-        print(f"\n[stop] {len(signalled)} processes stopped in {took:.1f} s")
+        phases = "; ".join(done.stderr.strip().splitlines()[-2:])
+        print(f"\n[stop] {done.stdout.strip()} (wall {took:.1f} s; {phases})")
+        assert done.returncode == 0, done.stderr
         assert all(p.is_running() for p in other.values()), "another Ray instance was stopped"
-        assert not set(signalled) & set(other)
         assert not [p for p in ours.values() if p.is_running()], "a process of ours survived"
         assert ray_instance.read_state(started.run_dir) is None
         assert not guard.active() and not guard.cgroup.exists()
