@@ -172,8 +172,16 @@ class Guard:
         reason = unavailable()
         if reason is not None:
             raise GuardError(reason)
-        self.cgroup.mkdir(exist_ok=True)
-        _nft(self.ruleset())
+        try:
+            self.cgroup.mkdir(exist_ok=True)
+        except OSError as exc:  # e.g. a read-only cgroup2 mount in a container
+            raise GuardError(f"cannot create {self.cgroup}: {exc}") from exc
+        try:
+            _nft(self.ruleset())
+        except (GuardError, OSError) as exc:  # e.g. a kernel without nft's socket expression
+            with contextlib.suppress(OSError):
+                self.cgroup.rmdir()
+            raise GuardError(str(exc)) from exc
 
     def active(self) -> bool:
         """Whether the table exists."""
@@ -272,7 +280,14 @@ def guarding_this_process(ident: str | None = None) -> Iterator[Guard | None]:
         return
     guard = Guard.named(ident or uuid.uuid4().hex[:10])
     home = own_cgroup()
-    guard.apply()
+    try:
+        guard.apply()
+    except GuardError as exc:
+        if wanted == "on":
+            raise
+        warn_unguarded(str(exc))
+        yield None
+        return
     try:
         guard.join()
         yield guard

@@ -220,7 +220,13 @@ def start(run_dir: Path, extra_args: Sequence[str] = ()) -> Instance:
         stop(run_dir)
     guard = _guard_for(run_dir)
     if guard is not None:
-        guard.apply()
+        try:
+            guard.apply()
+        except netguard.GuardError as exc:
+            if netguard.mode() == "on":
+                raise
+            netguard.warn_unguarded(str(exc))
+            guard = None
     gcs_port = _free_port()
     dashboard_port = _free_port(DASHBOARD_PORT)
     command = [

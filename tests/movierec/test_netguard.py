@@ -69,6 +69,21 @@ def test_off_applies_nothing_and_on_refuses_where_it_is_impossible(
         assert guard is None
 
 
+def test_auto_goes_on_unguarded_when_the_rules_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Guard) -> None:
+        raise GuardError("nft: the kernel lacks the socket expression")
+
+    monkeypatch.setattr(netguard, "unavailable", lambda: None)
+    monkeypatch.setattr(netguard, "cgroup2_mount", lambda mounts=None: Path("/sys/fs/cgroup"))
+    monkeypatch.setattr(Guard, "apply", refuse)
+    monkeypatch.setenv("MOVIEREC_NETGUARD", "auto")
+    with guarding_this_process() as guard:
+        assert guard is None
+    monkeypatch.setenv("MOVIEREC_NETGUARD", "on")
+    with pytest.raises(GuardError, match="socket expression"), guarding_this_process():
+        pass
+
+
 LISTENER = """
 import socket, sys, time
 s = socket.socket(socket.AF_INET6)
