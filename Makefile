@@ -32,7 +32,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export RAY_DASHBOARD_HOST := 127.0.0.1
 
 .PHONY: help install data artifacts eval eval-served bench bench-scale scann-venv run serve stop \
-        redis-start redis-stop test test-unit lint format monitor prometheus clean
+        redis-start redis-stop test test-unit lint format monitor prometheus nftables clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -65,7 +65,7 @@ artifacts: $(STAMP) ## Build all artifacts (MODE=eval|full) and load them into R
 eval: $(STAMP) ## Offline quality of every stage (eval artifacts, built if missing) -> benchmarks/results/quality.json + .png.
 	$(BIN)/python -m models.evaluation --variant $(DATASET)
 
-bench: $(STAMP) ## Load benchmark: Serve app vs single-process monolith, concurrency 1/4/16/32 -> benchmarks/results/load.json + .png, README tables.
+bench: $(STAMP) nftables ## Load benchmark: Serve app vs single-process monolith, concurrency 1/4/16/32 -> benchmarks/results/load.json + .png, README tables.
 	$(BIN)/python -m movierec.redis_server start
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
 	$(BIN)/python -m benchmarks.load --variant $(DATASET) --mode $(MODE) --readme README.md $(BENCH_ARGS)
@@ -75,7 +75,7 @@ eval-served: $(STAMP) ## Offline protocol replayed through the HTTP API (eval ar
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode eval
 	$(BIN)/python -m benchmarks.served_quality --variant $(DATASET) --readme README.md $(EVAL_SERVED_ARGS)
 
-test: $(STAMP) $(SCANN_STAMP) prometheus ## Run the whole test suite (unit + integration with real Redis/Ray/Prometheus).
+test: $(STAMP) $(SCANN_STAMP) prometheus nftables ## Run the whole test suite (unit + integration with real Redis/Ray/Prometheus).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Only the tests that need no services and train nothing.
@@ -99,17 +99,23 @@ run: $(STAMP) ## Build missing artifacts, start Redis, Ray and the app on 127.0.
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
 	$(MAKE) --no-print-directory serve
 
-serve: $(STAMP) ## Deploy serve_config.yaml (Ray started if needed); user_config edits apply in place.
+serve: $(STAMP) nftables ## Deploy serve_config.yaml (Ray started if needed); user_config edits apply in place.
 	@$(BIN)/ray get-auth-token --generate >/dev/null
-	@# The Serve mode (HAProxy ingress, gRPC handles): see deployments/serve_env.py.
-	RAY_AUTH_MODE=token $(BIN)/ray status >/dev/null 2>&1 || RAY_AUTH_MODE=token MOVIEREC_DATASET=$(DATASET) MOVIEREC_MODE=$(MODE) env $$($(BIN)/python -m deployments.serve_env) $(BIN)/ray start --head --dashboard-host 127.0.0.1 --disable-usage-stats
-	RAY_AUTH_MODE=token env $$($(BIN)/python -m deployments.serve_env) $(BIN)/serve run --non-blocking serve_config.yaml
-	RAY_AUTH_MODE=token $(BIN)/python -m deployments.cli wait --url http://127.0.0.1:8000
+	@# The Serve mode (HAProxy ingress, gRPC handles): see deployments/serve_env.py. This
+	@# project's own Ray head, loopback-only (movierec/netguard.py), recorded in run/ray/ so
+	@# that `make stop` stops it and nothing else (movierec/ray_instance.py).
+	RAY_AUTH_MODE=token MOVIEREC_DATASET=$(DATASET) MOVIEREC_MODE=$(MODE) env $$($(BIN)/python -m deployments.serve_env) $(BIN)/python -m movierec.ray_instance start
+	RAY_AUTH_MODE=token env $$($(BIN)/python -m deployments.serve_env) $(BIN)/python -m movierec.ray_instance exec -- $(BIN)/serve run --non-blocking serve_config.yaml
+	RAY_AUTH_MODE=token $(BIN)/python -m movierec.ray_instance exec -- $(BIN)/python -m deployments.cli wait --url http://127.0.0.1:8000
 
-stop: $(STAMP) ## Stop the app (serve shutdown), Ray (ray stop) and the embedded Redis.
-	-RAY_AUTH_MODE=token $(BIN)/serve shutdown -y
-	$(BIN)/ray stop
+stop: $(STAMP) ## Stop the app, this project's Ray head (only it: not `ray stop`) and the embedded Redis.
+	$(BIN)/python -m movierec.ray_instance stop
 	$(BIN)/python -m movierec.redis_server stop
+
+nftables: ## As root: install Debian's nftables (for the loopback guard) if absent.
+	@if [ "$$(id -u)" = 0 ] && [ "$${MOVIEREC_NETGUARD:-auto}" != off ] && ! command -v nft >/dev/null; then \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends nftables >/dev/null; } || echo "warning: nftables not installed"; fi
 
 prometheus: ## Install Debian's prometheus package if absent (apt; ~30 s).
 	@command -v prometheus >/dev/null || { \

@@ -5,7 +5,8 @@ the single-process monolith baseline (a subprocess).
   deployment's `user_config` and options), so the monolith gets exactly the Serve app's rules.
 * `serve_in_process(config)`: a private Ray instance in this process (`address="local"`,
   free ports, no dashboard) with the app deployed from the config the way `serve run` deploys
-  it, on a free HTTP port. It never touches a machine-wide `ray start` cluster or port 8000.
+  it, on a free HTTP port. It never touches a machine-wide `ray start` cluster or port 8000,
+  and is kept off the network by the loopback guard (`movierec.netguard`) where possible.
 * `monolith_process(config)`: `python -m benchmarks.monolith` on a free port.
 
 Both wait until `/healthz` reports every stage "ok", and yield the base URL.
@@ -17,6 +18,7 @@ import contextlib
 import copy
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -107,6 +109,33 @@ class ServeConfig:
         if env_vars:
             app.setdefault("runtime_env", {}).setdefault("env_vars", {}).update(env_vars)
         return ServeConfig(raw, self.path)
+
+
+@contextlib.contextmanager
+def serve_mode_env(extra: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """The environment of a throwaway Ray instance in this process, set in `os.environ` for
+    the duration (restored after): the Serve mode of `deployments.serve_env` (as `make serve`
+    gives `ray start`), HAProxy's stats and metrics on free ports and its files (admin socket)
+    in a private temporary directory, plus `extra`."""
+    from deployments.serve_env import haproxy_paths, haproxy_ports, serve_env
+
+    ray_env = serve_env()
+    private = Path(tempfile.mkdtemp(prefix="mr-hap-"))  # mode 0700, short enough for sockets
+    if ray_env:
+        ray_env.update(haproxy_ports(free_port(), free_port()))
+        ray_env.update(haproxy_paths(private))
+    ray_env.update(extra or {})
+    saved = {name: os.environ.get(name) for name in ray_env}
+    os.environ.update(ray_env)
+    try:
+        yield ray_env
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -200,8 +229,8 @@ def serve_in_process(
 ) -> Iterator[str]:
     """Runs the app on a private Ray instance started by this process.
 
-    Ray's processes get the Serve mode of `deployments.serve_env` (as `make serve` gives
-    `ray start`), with HAProxy's stats and metrics on free ports, plus `env`.
+    Ray's processes get `serve_mode_env(env)`, and the loopback guard when it can be applied
+    (`movierec.netguard`).
 
     Args:
         config: What to deploy; its HTTP port is replaced by `port`.
@@ -218,37 +247,28 @@ def serve_in_process(
     import ray
     from ray import serve
 
-    from deployments.serve_env import haproxy_ports, serve_env
+    from movierec.netguard import guarding_this_process
 
     port = port or free_port()
     deployed = config.with_overrides(port=port)
-    ray_env = serve_env()
-    if ray_env:
-        ray_env.update(haproxy_ports(free_port(), free_port()))
-    ray_env.update(env or {})
-    saved = {name: os.environ.get(name) for name in ray_env}
-    os.environ.update(ray_env)
-    ray.init(
-        address="local",
-        num_cpus=num_cpus or os.cpu_count() or 2,
-        include_dashboard=False,
-        namespace="movierec-bench",
-        log_to_driver=False,
-    )
-    try:
-        deploy(deployed, timeout)
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, timeout)
-        yield url
-    finally:
-        with contextlib.suppress(Exception):
-            serve.shutdown()
-        ray.shutdown()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with serve_mode_env(env), guarding_this_process():
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count() or 2,
+            include_dashboard=False,
+            namespace="movierec-bench",
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )
+        try:
+            deploy(deployed, timeout)
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, timeout)
+            yield url
+        finally:
+            with contextlib.suppress(Exception):
+                serve.shutdown()
+            ray.shutdown()
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from deployments.common import StageUnavailableError, health_payload
 from deployments.config import ContentSettings, ServingContext
 from deployments.faults import FaultInjector
 from deployments.features import online_features
-from deployments.redis_resource import RedisResource
+from deployments.redis_resource import RedisResource, fail_fast
 from models.content.client import AsyncRedisTransport, VectorSearch
 from models.content.runtime import ContentRuntime
 from movierec.payloads import CandidateFilter, ScoredMovies
@@ -159,7 +159,9 @@ class Content:
 
 
 async def _connect(url: str) -> AsyncRedisTransport:
-    return AsyncRedisTransport.from_url(url)
+    transport = AsyncRedisTransport.from_url(url)
+    fail_fast(transport.client)
+    return transport
 
 
 async def _close(transport: AsyncRedisTransport) -> None:

@@ -20,7 +20,7 @@ from ray import serve
 from deployments.common import StageUnavailableError, health_payload
 from deployments.config import FeaturesSettings, ServingContext
 from deployments.faults import FaultInjector
-from deployments.redis_resource import RedisResource
+from deployments.redis_resource import RedisResource, fail_fast
 from movierec.payloads import UserProfile
 
 if TYPE_CHECKING:  # Feast loads in the replica, not where the app is built
@@ -112,7 +112,10 @@ def online_features(context: ServingContext) -> RedisResource[OnlineFeatures]:
         if not registry.exists():
             raise FileNotFoundError(f"no Feast registry at {registry}")
         reader = await asyncio.to_thread(OnlineFeatures.open, url, registry, project)
-        await one_user_read(reader)
+        # Feast's async Redis client, made now to fail fast (it is created on first use).
+        online_store: Any = reader.store._get_provider().online_store
+        fail_fast(await online_store._get_client_async(reader.store.config.online_store))
+        await one_user_read(reader)  # also builds Feast's serializers
         return reader
 
     return RedisResource(

@@ -19,10 +19,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from deployments.common import StageUnavailableError, describe
 
@@ -82,6 +84,21 @@ def lost_dependency(exc: BaseException) -> bool:
         text = str(exc).lower()
         return "no such index" in text or "index name" in text or "noauth" in text
     return False
+
+
+def fail_fast(client: Any) -> Any:
+    """Makes a redis-py client (sync or asyncio) retry a failed command at most once, at once.
+
+    redis-py's default (3 retries, exponential backoff with jitter up to 10 s) keeps a call to
+    a killed Redis sleeping for seconds: the stage then times out instead of failing, and
+    `LazyResource` only rebuilds the client (on the restarted Redis's new port) once the
+    retries are spent. One immediate retry still covers a stale pooled connection.
+
+    Returns:
+        The client.
+    """
+    client.set_retry(Retry(NoBackoff(), 1))
+    return client
 
 
 class LazyResource(Generic[T]):
@@ -230,8 +247,10 @@ class RedisResource(Generic[T]):
         return await self._open(url)
 
     async def _data_at(self, url: str) -> bool:
-        client = redis.asyncio.Redis.from_url(
-            url, decode_responses=False, socket_timeout=2.0, socket_connect_timeout=2.0
+        client = fail_fast(
+            redis.asyncio.Redis.from_url(
+                url, decode_responses=False, socket_timeout=2.0, socket_connect_timeout=2.0
+            )
         )
         try:
             return await self._has_data(client)

@@ -22,17 +22,24 @@ than the whole pipeline's compute.
   installs) listens on the HTTP port and forwards to the ingress replicas' own HTTP servers,
   so the Python proxy hop disappears.
 
-HAProxy also opens a stats page and a Prometheus endpoint on every interface; their ports
+HAProxy also opens a stats page and a Prometheus endpoint on every interface (Ray 2.60's
+template has no host for them: `movierec.netguard` keeps them off the network); their ports
 are `RAY_SERVE_HAPROXY_STATS_PORT` / `RAY_SERVE_HAPROXY_METRICS_PORT` (Ray's defaults 8404
 and 9101 unless set in the environment; `haproxy_ports` picks free ones for throwaway
-instances). Set `MOVIEREC_SERVE_DEFAULT_MODE=1` to run with Serve's defaults instead.
+instances). Its admin socket is created mode 666 (`stats socket ... mode 666 level admin`),
+by default in the shared /tmp/haproxy-serve: `haproxy_paths` moves it, with HAProxy's other
+files, into a directory only the owner can enter (`haproxy_dir`: `<run dir>/haproxy`).
+Set `MOVIEREC_SERVE_DEFAULT_MODE=1` to run with Serve's defaults instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 DEFAULT_MODE_ENV = "MOVIEREC_SERVE_DEFAULT_MODE"
 """Set to 1 to leave Ray Serve in its default mode (Python proxy, actor-task handles)."""
@@ -63,9 +70,56 @@ def haproxy_ports(stats_port: int, metrics_port: int) -> dict[str, str]:
     return dict(zip(HAPROXY_PORT_VARS, (str(stats_port), str(metrics_port)), strict=True))
 
 
+HAPROXY_FILES: Mapping[str, str] = {
+    "RAY_SERVE_HAPROXY_SOCKET_PATH": "admin.sock",
+    "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": "metrics.sock",
+    "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": "haproxy.cfg",
+    "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": "server-state",
+    "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": "",
+}
+"""HAProxy's files (Ray puts each in a `<node id>/` subdirectory of the directory given)."""
+
+MAX_HAPROXY_DIR = 97 - len("/") - 56 - len("/metrics.sock")
+"""Longest directory for HAProxy's unix sockets: `<dir>/<56-hex node id>/metrics.sock` must fit
+HAProxy's limit for a socket path (97 bytes: a unix socket's 107 minus its temporary suffix)."""
+
+
+def haproxy_dir(run_dir: Path) -> Path:
+    """A directory for HAProxy's files that only this user can enter (created mode 0700).
+
+    `<run_dir>/haproxy` when its path is short enough for HAProxy's sockets inside (27
+    characters), else `/tmp/mr-hap-<uid>-<hash of run_dir>`.
+
+    Raises:
+        PermissionError: The directory exists but is not this user's, or others can enter it.
+    """
+    directory = run_dir.resolve() / "haproxy"
+    if len(str(directory)) > MAX_HAPROXY_DIR:
+        digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:6]
+        # Shared /tmp: refused below unless it is this user's own private directory.
+        directory = Path("/tmp") / f"mr-hap-{os.geteuid()}-{digest}"  # noqa: S108
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{directory} must be owned by this user with mode 0700")
+    return directory
+
+
+def haproxy_paths(directory: Path) -> dict[str, str]:
+    """HAProxy's admin socket, metrics socket, config and server state, all in `directory`."""
+    return {name: str(directory / leaf) for name, leaf in HAPROXY_FILES.items()}
+
+
 def main() -> int:
-    """Prints `NAME=value` pairs, one per line (for `env $(...)`)."""
-    for name, value in serve_env().items():
+    """Prints `NAME=value` pairs, one per line (for `env $(...)`), with HAProxy's files in
+    the run directory's private `haproxy/` (`MOVIEREC_RUN_DIR`)."""
+    from movierec.settings import get_settings
+
+    env = serve_env()
+    if env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+        paths = haproxy_paths(haproxy_dir(get_settings().run_dir))
+        env.update({name: os.environ.get(name, value) for name, value in paths.items()})
+    for name, value in env.items():
         print(f"{name}={value}")
     return 0
 

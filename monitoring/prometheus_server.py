@@ -5,8 +5,9 @@
     python -m monitoring.prometheus_server run [--port 9090] [--sd-file FILE]
 
 It scrapes every target of Ray's file_sd target file (the metrics agent of each node, Ray's
-dashboard and autoscaler), so the running app's metrics, Ray Serve's and Ray's own. Data and
-log go to `<run dir>/prometheus/`. Tests start one the same way (`running_prometheus`) on a
+dashboard and autoscaler), so the running app's metrics, Ray Serve's and Ray's own, and
+evaluates the alerting rules of `monitoring/alerts.yml` (its `/alerts` page). Data and log go
+to `<run dir>/prometheus/`. Tests start one the same way (`running_prometheus`) on a
 config rendered for their own Ray instance (`render_config`).
 """
 
@@ -80,6 +81,7 @@ def render_config(
     *,
     sd_file: Path | None = None,
     scrape_interval: str | None = None,
+    base_dir: Path = CONFIG_FILE.parent,
 ) -> dict[str, Any]:
     """A copy of `config` with the Ray job's target file and the intervals replaced.
 
@@ -88,9 +90,13 @@ def render_config(
         sd_file: The file_sd target file to read instead of Ray's default one.
         scrape_interval: Scrape and evaluation interval (e.g. "1s"); also the file_sd
             refresh interval.
+        base_dir: The directory relative `rule_files` are in (the config's own): they are
+            made absolute, since the rendered config is written elsewhere.
     """
     out = copy.deepcopy(config)
     sd_files(out)  # the job exists
+    if out.get("rule_files"):
+        out["rule_files"] = [str(base_dir / rule) for rule in out["rule_files"]]
     for scrape in out["scrape_configs"]:
         if scrape.get("job_name") != RAY_JOB:
             continue
@@ -198,7 +204,9 @@ def query(url: str, expr: str, timeout: float = 10.0) -> list[dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = render_config(load_config(args.config), sd_file=args.sd_file)
+    config = render_config(
+        load_config(args.config), sd_file=args.sd_file, base_dir=args.config.resolve().parent
+    )
     targets = [Path(f) for f in sd_files(config)]
     missing = [str(t) for t in targets if not t.exists()]
     if missing:
@@ -214,6 +222,7 @@ def _run(args: argparse.Namespace) -> int:
         print(
             f"Prometheus on {url} (targets: {url}/targets), scraping {', '.join(map(str, targets))}"
         )
+        print(f"alerting rules: {', '.join(config.get('rule_files', []))} ({url}/alerts)")
         print(f"data and log in {work_dir}; Ctrl-C stops it.")
         try:
             while True:

@@ -126,12 +126,21 @@ def _outcome(sent: float, response: httpx.Response) -> Outcome:
     )
 
 
-def recovered_at(outcomes: Sequence[Outcome], stages: frozenset[str], run: int = 5) -> float | None:
+def recovered_at(
+    outcomes: Sequence[Outcome], stages: frozenset[str | tuple[str, str]], run: int = 5
+) -> float | None:
     """Send time of the first request that starts `run` 200s in a row without a fallback of
-    any of `stages` (other fallbacks, e.g. a late ranker on a busy machine, do not count)."""
+    any of `stages` (other fallbacks, e.g. a late ranker on a busy machine, do not count).
+
+    An entry of `stages` is a stage name (any reason counts) or a (stage, reason) pair.
+    """
+
+    def hit(outcome: Outcome) -> bool:
+        return any(s in stages or (s, r) in stages for s, r in outcome.fallbacks)
+
     for start in range(len(outcomes) - run + 1):
         window = outcomes[start : start + run]
-        if all(o.status == 200 and not {s for s, _ in o.fallbacks} & stages for o in window):
+        if all(o.status == 200 and not hit(o) for o in window):
             return window[0].sent
     return None
 

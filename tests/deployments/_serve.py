@@ -4,7 +4,8 @@ Deployed the way `serve run serve_config.yaml` deploys it (the declarative confi
 changed `user_config` is a lightweight update): the real `serve_config.yaml`, with only the
 args (artifacts, run dir) and the HTTP port replaced. The app finds Redis like in production:
 through the embedded Redis's state file in its run dir. Ray runs in-process (`ray.init` of a
-local instance), never on the machine's shared cluster.
+local instance), never on the machine's shared cluster, kept off the network by the loopback
+guard (`movierec.netguard`) where it can be applied.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import httpx
 import pytest
 import yaml
 
-from benchmarks.stack import deploy_raw, free_port
+from benchmarks.stack import deploy_raw, free_port, serve_mode_env
+from movierec.netguard import guarding_this_process
 from movierec.redis_server import embedded_redis, save_snapshot
 from movierec.redis_server import start as start_redis
 from movierec.redis_server import stop as stop_redis
@@ -109,6 +111,7 @@ def serve_tiny_app(
     timeouts: dict[str, float] | None = None,
     env_vars: dict[str, str] | None = None,
     persist_redis: bool = False,
+    serve_mode: bool = False,
     **ray_init: Any,
 ) -> Iterator[Served]:
     """Builds tiny artifacts, starts Ray in-process and deploys the app; yields it running.
@@ -120,6 +123,8 @@ def serve_tiny_app(
         env_vars: Added to the replicas' environment (the application's runtime_env).
         persist_redis: Redis with RDB snapshots, snapshotted after the load (as
             `models.pipeline` does), so a test can kill and restart it with its data.
+        serve_mode: Ray in the Serve mode of `make run` (HAProxy, gRPC handles:
+            `benchmarks.stack.serve_mode_env`) instead of Serve's defaults.
         ray_init: Extra `ray.init` arguments (e.g. the metrics export port).
     """
     import ray
@@ -149,19 +154,22 @@ def serve_tiny_app(
             raw, "Controller", timeouts=RELAXED_TIMEOUTS if timeouts is None else timeouts
         )
         started = time.perf_counter()
-        ray.init(
-            address="local",
-            num_cpus=2,
-            include_dashboard=False,
-            namespace="serve",
-            log_to_driver=False,
-            **ray_init,
-        )
-        try:
-            deploy(raw)
-            print(f"app deployed in {time.perf_counter() - started:.1f} s")
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
-                yield Served(f"http://127.0.0.1:{port}", raw, artifacts, http, run_dir)
-        finally:
-            serve.shutdown()
-            ray.shutdown()
+        mode = serve_mode_env() if serve_mode else contextlib.nullcontext()
+        with mode, guarding_this_process():
+            ray.init(
+                address="local",
+                num_cpus=2,
+                include_dashboard=False,
+                namespace="serve",
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+                **ray_init,
+            )
+            try:
+                deploy(raw)
+                print(f"app deployed in {time.perf_counter() - started:.1f} s")
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
+                    yield Served(f"http://127.0.0.1:{port}", raw, artifacts, http, run_dir)
+            finally:
+                serve.shutdown()
+                ray.shutdown()

@@ -354,3 +354,26 @@ def test_fault_injection_is_refused_without_the_switch(served: Served) -> None:
     assert not any(f["stage"] == "ranking" for f in body["fallbacks"]), body["fallbacks"]
     deploy(served.config)
     _wait_for(served, lambda h: h["stages"]["ranking"]["detail"].get("faults") is None)
+
+
+def test_no_socket_of_the_app_is_reachable_from_another_host(served: Served) -> None:
+    """The tests' in-process Ray (this process and its children), under the loopback guard:
+    every socket on loopback, or beyond it but unreachable from another host."""
+    import os
+
+    import psutil
+
+    from movierec import netguard
+    from tests.movierec._remote import listener_report
+
+    reason = netguard.unavailable()
+    if reason is not None:
+        pytest.skip(f"the loopback guard cannot be applied here: {reason}")
+    guard = netguard.current_guard()
+    assert guard is not None and guard.active(), "serve_tiny_app did not apply the guard"
+    me = psutil.Process(os.getpid())
+    report = listener_report([me, *me.children(recursive=True)], set(guard.pids()))
+    report.print("listeners, in-process Ray")
+    assert report.probe_works, "the probe host cannot reach this machine at all"
+    assert not report.exposed, report.exposed
+    assert report.beyond and report.probed

@@ -211,3 +211,31 @@ def test_check_health_strikes_only_when_a_fresh_connection_finds_the_data(
             await resource.check_health(broken)
 
     asyncio.run(scenario())
+
+
+def test_a_fail_fast_client_gives_up_on_a_gone_redis_at_once() -> None:
+    """A killed Redis (nothing listens on its port): the call fails in milliseconds, where
+    redis-py's default retries sleep with backoff for seconds (a stage timeout)."""
+    import socket
+    import time
+
+    import redis.asyncio
+
+    from deployments.redis_resource import fail_fast
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def ping() -> float:
+        client = fail_fast(redis.asyncio.Redis(host="127.0.0.1", port=port))
+        started = time.perf_counter()
+        try:
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await client.ping()
+        finally:
+            await client.aclose()
+        return time.perf_counter() - started
+
+    assert asyncio.run(ping()) < 0.5
+    assert fail_fast(redis.Redis()).get_retry().get_retries() == 1  # sync clients too
