@@ -251,6 +251,9 @@ def build_inputs(spec: RankerSpec, block: RankBlock) -> dict[str, np.ndarray]:
 def _array(spec_input: RankerInput, column: Sequence[Any]) -> np.ndarray:
     dtype = spec_input.numpy_dtype
     if not spec_input.shape:
+        if isinstance(column, np.ndarray) and column.dtype.kind == "f" and dtype is not object:
+            # a float array (candidate columns): NaN is missing, filled without a Python loop
+            return np.where(np.isnan(column), spec_input.default, column).astype(dtype)
         values = [spec_input.default if _missing(v) else v for v in column]
         return np.asarray(values, dtype=dtype)
     (dim,) = spec_input.shape

@@ -145,3 +145,30 @@ def test_concat_and_split_round_trip() -> None:
     parts = split_scores(np.arange(6, dtype=np.float64), [3, 1, 2])
     assert [p.tolist() for p in parts] == [[0, 1, 2], [3], [4, 5]]
     assert all(p.dtype == np.float32 for p in parts)
+
+
+def test_float_array_columns_fill_nan_with_the_default_like_lists() -> None:
+    spec = RankerSpec.from_dict(
+        {
+            "inputs": [
+                {"name": "retrieval_rank", "dtype": "int64", "shape": [], "source": "candidate"},
+                {"name": "content_score", "dtype": "float32", "shape": [],
+                 "source": "candidate", "default": -1.0},
+            ]
+        }
+    )  # fmt: skip
+    lists = {"retrieval_rank": [2, None, 1], "content_score": [None, 0.5, 0.25]}
+    arrays = {  # what the Controller sends: float64, NaN where missing
+        "retrieval_rank": np.array([2.0, np.nan, 1.0]),
+        "content_score": np.array([np.nan, 0.5, 0.25]),
+    }
+    block = RankBlock(user_id=1, user={}, movie_ids=[1, 2, 3], movies={}, candidates=lists)
+    from_lists = build_inputs(spec, block)
+    block.candidates = arrays
+    from_arrays = build_inputs(spec, block)
+    assert from_arrays["retrieval_rank"].tolist() == [2, 0, 1]  # the default 0
+    assert from_arrays["retrieval_rank"].dtype == np.int64
+    np.testing.assert_array_equal(from_arrays["content_score"], [-1.0, 0.5, 0.25])
+    for name in from_lists:
+        np.testing.assert_array_equal(from_arrays[name], from_lists[name])
+        assert from_arrays[name].dtype == from_lists[name].dtype
