@@ -133,9 +133,9 @@ class StageTimeouts(_Strict):
 
     total: float = Field(default=0.150, gt=0.0, le=60.0)
     reserve: float = Field(default=0.005, ge=0.0, le=1.0)
-    retrieval: float = Field(default=0.030, gt=0.0, le=60.0)
-    features: float = Field(default=0.040, gt=0.0, le=60.0)
-    content: float = Field(default=0.040, gt=0.0, le=60.0)
+    retrieval: float = Field(default=0.060, gt=0.0, le=60.0)
+    features: float = Field(default=0.060, gt=0.0, le=60.0)
+    content: float = Field(default=0.060, gt=0.0, le=60.0)
     ranking: float = Field(default=0.080, gt=0.0, le=60.0)
     similar: float = Field(default=0.100, gt=0.0, le=60.0)
     health: float = Field(default=2.0, gt=0.0, le=60.0)
