@@ -111,11 +111,7 @@ def online_features(context: ServingContext) -> RedisResource[OnlineFeatures]:
 
         if not registry.exists():
             raise FileNotFoundError(f"no Feast registry at {registry}")
-        # One store per process and Redis: Feast's request-context cache is process-wide and
-        # cleared whenever a call comes from a store whose registry snapshot differs, so
-        # several stores in one process (the single-process baseline) would rebuild it on
-        # every call.
-        reader = await asyncio.to_thread(OnlineFeatures.shared, url, registry, project)
+        reader = await asyncio.to_thread(OnlineFeatures.open, url, registry, project)
         # Feast's async Redis client, made now to fail fast (it is created on first use).
         online_store: Any = reader.store._get_provider().online_store
         fail_fast(await online_store._get_client_async(reader.store.config.online_store))
