@@ -125,18 +125,7 @@ def run_loadgen(
         str(out),
         *processes.arguments(),
     ]
-    timeout = warmup + duration + 120.0
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise LoadBenchmarkError(f"the load generator did not finish in {timeout:g} s") from exc
-    if done.returncode != 0 or not out.exists():
-        raise LoadBenchmarkError(
-            f"the load generator failed (status {done.returncode}): {done.stderr[-2000:]}"
-        )
-    raw: dict[str, Any] = json.loads(out.read_text())
-    out.unlink()
-    return raw
+    return _run_json(command, out, warmup + duration + 120.0, "the load generator")
 
 
 def budget_ms(config: ServeConfig) -> float:
@@ -194,16 +183,7 @@ def run_capacity(
     ]
     # the cap stops new probes; the last one may still run, and each is bounded
     timeout = search.time_cap_s + cap.probe_warmup_s + cap.probe_duration_s + 120.0
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise LoadBenchmarkError(f"the capacity search did not finish in {timeout:g} s") from exc
-    if done.returncode != 0 or not out.exists():
-        raise LoadBenchmarkError(
-            f"the capacity search failed (status {done.returncode}): {done.stderr[-2000:]}"
-        )
-    result: dict[str, Any] = json.loads(out.read_text())
-    out.unlink()
+    result = _run_json(command, out, timeout, "the capacity search")
     print(
         f"capacity  {url}: {result['capacity_rps']:.1f} requests/s "
         f"({len(result['probes'])} probes, stopped by {result['stopped_by']})",
@@ -241,3 +221,20 @@ def run_floor(
         )
     floor: dict[str, Any] = json.loads(out.read_text())
     return floor
+
+
+def _run_json(command: list[str], out: Path, timeout: float, what: str) -> dict[str, Any]:
+    """Runs a measuring subprocess that writes its JSON result to `out`; returns it.
+
+    Raises:
+        LoadBenchmarkError: It ran past `timeout` seconds, failed, or wrote nothing.
+    """
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise LoadBenchmarkError(f"{what} did not finish in {timeout:g} s") from exc
+    if done.returncode != 0 or not out.exists():
+        raise LoadBenchmarkError(f"{what} failed (status {done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    out.unlink()
+    return result
