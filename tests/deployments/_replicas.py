@@ -86,3 +86,12 @@ def kill_under_load(
         time.sleep(settle_s)
         load.stop()
     return Kill(load, deployment, victim, killed, back - killed)
+
+
+DEPLOYMENTS = ("Controller", "Retrieval", "Content", "Features", "Ranking")
+
+
+def replica_pids(app: str = "movierec") -> dict[str, frozenset[int]]:
+    """Deployment -> the pids of its ALIVE replicas (a changed set: a replica restarted;
+    `/healthz` shows only the replica that answered, and the Controller has two)."""
+    return {d: frozenset(replicas(d, app)) for d in DEPLOYMENTS}

@@ -37,7 +37,7 @@ from tests.deployments._load import (
     unexpected_fallbacks,
 )
 from tests.deployments._load import report as _report
-from tests.deployments._replicas import kill_under_load
+from tests.deployments._replicas import kill_under_load, replica_pids
 from tests.deployments._serve import (
     APP,
     RELAXED_TIMEOUTS,
@@ -295,7 +295,7 @@ def test_model_swap_under_load_fails_no_request(app: App) -> None:
     shutil.copytree(old, new, symlinks=True)
     shutil.rmtree(new / "ranking")
     export_tiny_ranker(new / "ranking", seed=7)
-    pids = {n: s["pid"] for n, s in app.health()["stages"].items()}
+    pids = replica_pids()
     version = {"user_config": {"model_version": "swap-test"}}
     rollout = _with(
         _with(_with(app.config, "Retrieval", **version), "Ranking", **version),
@@ -321,7 +321,7 @@ def test_model_swap_under_load_fails_no_request(app: App) -> None:
     _report("model swap under load", load.outcomes, rollout_s=round(done - began, 1))
     assert not load.failed(), Counter(o.status for o in load.failed())
     assert not old.exists()
-    assert {n: s["pid"] for n, s in app.health()["stages"].items()} == pids
+    assert replica_pids() == pids
     body = app.get("/recommendations/3", k=10).json()
     assert body["model_version"] == "swap-test"
     app.config = rollout
@@ -390,7 +390,7 @@ def test_redis_killed_then_restarted_from_its_snapshot(app: App) -> None:
     """Redis crashes (SIGKILL) and comes back from its RDB snapshot on a NEW port with a NEW
     password (what `python -m movierec.redis_server start` does): the replicas find it
     through the state file again, without a Serve restart."""
-    pids = {n: s["pid"] for n, s in app.health()["stages"].items()}
+    pids = replica_pids()
     old = read_state(app.run_dir)
 
     def restart() -> None:
@@ -400,7 +400,7 @@ def test_redis_killed_then_restarted_from_its_snapshot(app: App) -> None:
     new = read_state(app.run_dir)
     assert new is not None and old is not None and new.port != old.port
     health = app.health()
-    assert {n: s["pid"] for n, s in health["stages"].items()} == pids  # no replica restarted
+    assert replica_pids() == pids  # no replica restarted
     assert health["stages"]["features"]["detail"]["reconnects"] >= 1
     assert health["stages"]["content"]["detail"]["reconnects"] >= 1
 
