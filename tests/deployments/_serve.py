@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -229,7 +230,15 @@ def _ray(worker_node: dict[str, Any] | None, ray_init: dict[str, Any]) -> Iterat
     put_back()
     try:
         cluster.add_node(node_ip_address="127.0.0.1", **worker_node)
-        ray.init(address=cluster.address, namespace="serve", log_to_driver=False)
+        # ray.init would turn 127.0.0.1 into the machine's address, where this loopback
+        # cluster's GCS does not listen.
+        with mock.patch("ray._private.services.resolve_ip_for_localhost", lambda host: host):
+            ray.init(
+                address=cluster.address,
+                namespace="serve",
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+            )
         yield cluster
     finally:
         ray.shutdown()
