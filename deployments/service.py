@@ -10,9 +10,10 @@
 4. rank them (the Ranking stage reads their movie features itself);
 5. post-rules (`movierec.rules.apply_post_rules`: boosts, genre cap), top k.
 
-Every stage call has a deadline inside the request's budget (`deployments.stage_caller`); a
-stage that fails, is late, or that the budget no longer allows is recorded in `fallbacks`
-and the request goes on without it (`degraded: true`). The fallback ladder:
+Every stage call has a deadline inside the request's budget (`deployments.stage_caller`), and
+is made once more if its replica died under it (all stage calls are reads); a stage that
+fails, is late, or that the budget no longer allows is recorded in `fallbacks` and the
+request goes on without it (`degraded: true`). The fallback ladder:
 
 * retrieval or content fails: the other source plus the in-memory popularity list;
 * the user's features fail (typically Redis is down): no seen list, so the popular,
@@ -48,7 +49,13 @@ from deployments.schemas import (
     StageHealth,
     overall_status,
 )
-from deployments.stage_caller import FailureLog, RequestTrace, StageCaller, StageFailure
+from deployments.stage_caller import (
+    FailureLog,
+    RequestTrace,
+    StageCaller,
+    StageFailure,
+    replica_lost,
+)
 from deployments.stages import Stages
 from movierec.manifest import Manifest
 from movierec.payloads import ScoredMovies, UserProfile
@@ -148,6 +155,7 @@ class RecommendService:
                 RETRIEVAL,
                 lambda: stages.retrieval.candidates(user_id, counts.retrieval),
                 timeouts.retrieval,
+                retry_on=replica_lost,
             )
 
         async def content() -> ScoredMovies | StageFailure:
@@ -157,11 +165,12 @@ class RecommendService:
                 CONTENT,
                 lambda: stages.content.candidates(user_id, counts.content, request.allowed),
                 timeouts.content,
+                retry_on=replica_lost,
             )
 
         sources = asyncio.gather(retrieve(), content())
         profile = await caller.ask(
-            FEATURES, lambda: stages.features.user(user_id), timeouts.features
+            FEATURES, lambda: stages.features.user(user_id), timeouts.features, replica_lost
         )
         if not isinstance(profile, UserProfile):
             sources.cancel()
@@ -194,7 +203,9 @@ class RecommendService:
         scores = None
         if candidates:
             query = rank_query(profile, candidates)
-            ranked = await caller.ask(RANKING, lambda: stages.ranking.rank(query), timeouts.ranking)
+            ranked = await caller.ask(
+                RANKING, lambda: stages.ranking.rank(query), timeouts.ranking, replica_lost
+            )
             if not isinstance(ranked, StageFailure):
                 if len(ranked) == len(candidates):
                     scores = trace.ranked_scores = [float(s) for s in ranked]
@@ -257,7 +268,10 @@ class RecommendService:
         caller = StageCaller(RequestTrace(), None, self._failures)
         content = self._stages.content
         hits = await caller.ask(
-            CONTENT, lambda: content.similar(movie_id, k), self.config.timeouts.similar
+            CONTENT,
+            lambda: content.similar(movie_id, k),
+            self.config.timeouts.similar,
+            replica_lost,
         )
         if isinstance(hits, StageFailure):
             raise StageFailedError(f"similar movies are unavailable right now ({hits.reason})")

@@ -4,7 +4,10 @@ and a failure turned into a fallback instead of an exception.
 `StageCaller.ask(stage, call)` runs `call()` (a stage method through its Protocol) with the
 stage's deadline (`ControllerConfig.timeouts.<stage>`, shortened by what is left of the
 request's `Budget`); a late or failed call is cancelled, recorded in the `RequestTrace` as a
-`Fallback` (stage + a public `FallbackReason`) and answered as a `StageFailure`.
+`Fallback` (stage + a public `FallbackReason`) and answered as a `StageFailure`. An idempotent
+call whose replica died under it (`replica_lost`) is made once more, within the same deadline:
+Serve's router has marked that replica dead, so the retry goes to another one (or waits for
+the replacement until the deadline).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import DeploymentUnavailableError
+
 from deployments.budget import Budget
 from deployments.common import describe, public_reason
 from deployments.schemas import Fallback, FallbackReason
@@ -23,6 +29,14 @@ from deployments.schemas import Fallback, FallbackReason
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
+
+
+def replica_lost(exc: BaseException) -> bool:
+    """The call failed because its replica died or cannot be reached (`ActorDiedError`,
+    gRPC handles' `ActorUnavailableError`, both `RayActorError`s) or the deployment has no
+    replica (`DeploymentUnavailableError`): the stage never answered, so asking again is safe
+    for a read. Not a timeout, not the stage's own error."""
+    return isinstance(exc, RayActorError | DeploymentUnavailableError)
 
 
 class RequestTrace:
@@ -35,6 +49,7 @@ class RequestTrace:
         merged: Distinct candidates after merging the sources.
         overlap: Candidates proposed by more than one source.
         ranked_scores: The ranker's scores of every ranked candidate (empty without ranking).
+        retried: Stages called a second time because their replica was lost.
         started: `time.perf_counter()` at the start of the request, in seconds.
     """
 
@@ -45,6 +60,7 @@ class RequestTrace:
         self.merged = 0
         self.overlap = 0
         self.ranked_scores: list[float] = []
+        self.retried: list[str] = []
         self.started = time.perf_counter()
 
     def fail(self, stage: str, reason: FallbackReason) -> None:
@@ -112,7 +128,11 @@ class StageCaller:
         self._failures = failures
 
     async def ask(
-        self, stage: str, call: Callable[[], Awaitable[T]], timeout: float
+        self,
+        stage: str,
+        call: Callable[[], Awaitable[T]],
+        timeout: float,
+        retry_on: Callable[[BaseException], bool] | None = None,
     ) -> T | StageFailure:
         """`await call()` within `timeout` seconds (shortened to fit the budget).
 
@@ -122,6 +142,8 @@ class StageCaller:
                 (reason `no_budget`).
             timeout: The stage's own deadline, in seconds; the call is cancelled when it
                 passes (reason `timeout`).
+            retry_on: For an idempotent call: an exception for which `call()` is made once
+                more (e.g. `replica_lost`), inside the same deadline.
 
         Returns:
             The stage's answer, or a `StageFailure` (also recorded in the trace).
@@ -135,7 +157,7 @@ class StageCaller:
         started = time.perf_counter()
         reason: FallbackReason
         try:
-            return await asyncio.wait_for(call(), timeout)
+            return await asyncio.wait_for(self._attempts(stage, call, retry_on), timeout)
         except TimeoutError:
             reason, detail = "timeout", f"timeout after {1000 * timeout:.0f} ms"
         except Exception as exc:
@@ -146,3 +168,18 @@ class StageCaller:
         if self._failures is not None:
             self._failures.record(stage, detail)
         return StageFailure(reason)
+
+    async def _attempts(
+        self,
+        stage: str,
+        call: Callable[[], Awaitable[T]],
+        retry_on: Callable[[BaseException], bool] | None,
+    ) -> T:
+        """`call()`, and once more if the first attempt failed with a `retry_on` error."""
+        try:
+            return await call()
+        except Exception as exc:
+            if retry_on is None or not retry_on(exc):
+                raise
+        self.trace.retried.append(stage)
+        return await call()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,12 @@ import httpx
 
 @dataclass(frozen=True)
 class Outcome:
-    """One request: when it was sent (perf_counter s), how long it took (s), what came back."""
+    """One request: when it was sent (perf_counter s), how long it took (s), what came back.
+
+    `server` is the Controller's own time for it (s: the `total` of its `Server-Timing`
+    header), without the HTTP proxy and the queues in front of the Controller; None without
+    the header.
+    """
 
     sent: float
     latency: float
@@ -26,6 +32,7 @@ class Outcome:
     degraded: bool | None = None
     fallbacks: tuple[tuple[str, str], ...] = ()
     sources: frozenset[str] = frozenset()
+    server: float | None = None
 
 
 @dataclass
@@ -123,7 +130,22 @@ def _outcome(sent: float, response: httpx.Response) -> Outcome:
         bool(body["degraded"]),
         tuple((f["stage"], f["reason"]) for f in body["fallbacks"]),
         frozenset(s for item in body["items"] for s in item["sources"]),
+        server_seconds(response.headers.get("server-timing", "")),
     )
+
+
+def server_seconds(server_timing: str) -> float | None:
+    """The `total` of a `Server-Timing` header, in seconds (None if it has none).
+
+    >>> server_timing = "retrieval;dur=12.50, total;dur=40.00"
+    >>> server_seconds(server_timing)
+    0.04
+    """
+    for part in server_timing.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if name == "total" and duration:
+            return float(duration) / 1000.0
+    return None
 
 
 def recovered_at(
@@ -152,3 +174,42 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
     return ordered[rank]
+
+
+SPEED_REASONS = frozenset({"timeout", "no_budget", "skipped"})
+"""Fallback reasons a busy machine alone can cause: a stage late for its deadline, a budget
+spent before a stage's turn, a stage skipped because the one it needs was late."""
+
+
+def unexpected_fallbacks(
+    outcomes: Sequence[Outcome],
+    allowed: Mapping[str, frozenset[str]] | None = None,
+    default: frozenset[str] = SPEED_REASONS,
+) -> Counter[tuple[str, str]]:
+    """The (stage, reason) fallbacks of `outcomes` whose reason is not allowed for their
+    stage: `allowed[stage]` if given, else `default` (what a slow machine may cause)."""
+    allowed = allowed or {}
+    return Counter(
+        (stage, reason)
+        for o in outcomes
+        for stage, reason in o.fallbacks
+        if reason not in allowed.get(stage, default)
+    )
+
+
+def report(name: str, outcomes: list[Outcome], **extra: Any) -> None:
+    """Prints a scenario's figures: requests sent and failed, degraded, latencies (client
+    side and the Controller's own), plus `extra` (the README "Reliability" table's source)."""
+    latencies = [o.latency for o in outcomes]
+    statuses = Counter(o.status for o in outcomes)
+    degraded = sum(1 for o in outcomes if o.degraded)
+    figures = " ".join(f"{k}={v}" for k, v in extra.items())
+    server = [o.server for o in outcomes if o.server is not None]
+    print(
+        f"\n[{name}] sent={len(outcomes)} failed={len(outcomes) - statuses[200]} "
+        f"degraded={degraded} statuses={dict(statuses)} "
+        f"p50={1000 * percentile(latencies, 50):.0f}ms "
+        f"p99={1000 * percentile(latencies, 99):.0f}ms "
+        f"max={1000 * max(latencies, default=0):.0f}ms "
+        f"server_max={1000 * max(server, default=0):.0f}ms {figures}"
+    )

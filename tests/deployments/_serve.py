@@ -4,8 +4,9 @@ Deployed the way `serve run serve_config.yaml` deploys it (the declarative confi
 changed `user_config` is a lightweight update): the real `serve_config.yaml`, with only the
 args (artifacts, run dir) and the HTTP port replaced. The app finds Redis like in production:
 through the embedded Redis's state file in its run dir. Ray runs in-process (`ray.init` of a
-local instance), never on the machine's shared cluster, kept off the network by the loopback
-guard (`movierec.netguard`) where it can be applied.
+local instance, or a two-node `ray.cluster_utils.Cluster` on this machine for the node-loss
+test), never on the machine's shared cluster, kept off the network by the loopback guard
+(`movierec.netguard`) where it can be applied.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -42,6 +44,8 @@ class Served:
     artifacts: TinyArtifacts
     http: httpx.Client
     run_dir: Path
+    cluster: Any = None
+    """The `ray.cluster_utils.Cluster` when the app runs on two nodes (`worker_node`)."""
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.http.get(path, params=params)
@@ -112,6 +116,7 @@ def serve_tiny_app(
     env_vars: dict[str, str] | None = None,
     persist_redis: bool = False,
     serve_mode: bool = False,
+    worker_node: dict[str, Any] | None = None,
     **ray_init: Any,
 ) -> Iterator[Served]:
     """Builds tiny artifacts, starts Ray in-process and deploys the app; yields it running.
@@ -125,9 +130,11 @@ def serve_tiny_app(
             `models.pipeline` does), so a test can kill and restart it with its data.
         serve_mode: Ray in the Serve mode of `make run` (HAProxy, gRPC handles:
             `benchmarks.stack.serve_mode_env`) instead of Serve's defaults.
+        worker_node: Run on two Ray nodes on this machine: a head with 2 CPUs (the app's
+            whole replica set fits on it) and a worker node with these `add_node`
+            arguments (e.g. `num_cpus`); Serve spreads the replicas over both.
         ray_init: Extra `ray.init` arguments (e.g. the metrics export port).
     """
-    import ray
     from ray import serve
 
     run_dir = tmp_path_factory.mktemp("serve-run")
@@ -155,21 +162,85 @@ def serve_tiny_app(
         )
         started = time.perf_counter()
         mode = serve_mode_env() if serve_mode else contextlib.nullcontext()
-        with mode, guarding_this_process():
-            ray.init(
-                address="local",
-                num_cpus=2,
-                include_dashboard=False,
-                namespace="serve",
-                log_to_driver=False,
-                _node_ip_address="127.0.0.1",
-                **ray_init,
-            )
+        with mode, guarding_this_process(), _ray(worker_node, ray_init) as cluster:
             try:
                 deploy(raw)
                 print(f"app deployed in {time.perf_counter() - started:.1f} s")
                 with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
-                    yield Served(f"http://127.0.0.1:{port}", raw, artifacts, http, run_dir)
+                    base_url = f"http://127.0.0.1:{port}"
+                    yield Served(base_url, raw, artifacts, http, run_dir, cluster)
             finally:
                 serve.shutdown()
-                ray.shutdown()
+
+
+NODE_FAILURE_DETECTION: dict[str, int] = {
+    "health_check_period_ms": 500,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 3,
+}
+"""The two-node cluster's GCS declares a silent node dead after 3 failed checks 0.5 s apart
+(Ray's defaults: 5 checks 3 s apart), so the node-loss test does not wait 15 s for it."""
+
+
+@contextlib.contextmanager
+def _ray(worker_node: dict[str, Any] | None, ray_init: dict[str, Any]) -> Iterator[Any]:
+    """In-process Ray: a local instance, or a head and a worker node (yields the Cluster)."""
+    import ray
+
+    if worker_node is None:
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            namespace="serve",
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+            **ray_init,
+        )
+        try:
+            yield None
+        finally:
+            ray.shutdown()
+        return
+    from ray._common.utils import get_ray_address_file
+    from ray.cluster_utils import Cluster
+
+    # Cluster writes its address to /tmp/ray/ray_current_cluster, where `ray status` and
+    # `ray.init()` of every user of the machine look, and deletes it at shutdown: put back
+    # what was there at once (this process passes the address itself).
+    address_file = Path(get_ray_address_file(None))
+    saved = address_file.read_bytes() if address_file.exists() else None
+
+    def put_back() -> None:
+        if saved is not None:
+            address_file.write_bytes(saved)
+        else:
+            address_file.unlink(missing_ok=True)
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 2,
+            "node_ip_address": "127.0.0.1",
+            "include_dashboard": False,
+            "_system_config": NODE_FAILURE_DETECTION,
+            **ray_init,
+        },
+    )
+    put_back()
+    try:
+        cluster.add_node(node_ip_address="127.0.0.1", **worker_node)
+        # ray.init would turn 127.0.0.1 into the machine's address, where this loopback
+        # cluster's GCS does not listen.
+        with mock.patch("ray._private.services.resolve_ip_for_localhost", lambda host: host):
+            ray.init(
+                address=cluster.address,
+                namespace="serve",
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+            )
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        put_back()

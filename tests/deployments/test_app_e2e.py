@@ -19,6 +19,7 @@ import pytest
 from movierec.rules import Item, genre_cap_holds
 from tests.deployments._artifacts import MAX_USER_ID
 from tests.deployments._contract import run_schemathesis, serve_in_process
+from tests.deployments._replicas import replica_pids
 from tests.deployments._serve import (
     APP,
     RELAXED_TIMEOUTS,
@@ -47,8 +48,9 @@ def _health(served: Served) -> dict[str, Any]:
     return response.json()
 
 
-def _pids(served: Served) -> dict[str, int]:
-    return {name: stage["pid"] for name, stage in _health(served)["stages"].items()}
+def _pids(served: Served) -> dict[str, frozenset[int]]:
+    """Deployment -> the pids of its replicas (the app's, in this test process's Ray)."""
+    return replica_pids()
 
 
 def _items(body: dict[str, Any]) -> list[Item]:

@@ -84,7 +84,7 @@ def test_main_prints_the_mode_and_haproxy_files(
     monkeypatch.setenv("MOVIEREC_RUN_DIR", str(tmp_path / ("deep" * 20)))
     get_settings.cache_clear()
     try:
-        assert main() == 0
+        assert main([]) == 0
     finally:
         get_settings.cache_clear()
     printed = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
@@ -92,3 +92,18 @@ def test_main_prints_the_mode_and_haproxy_files(
     socket_dir = Path(printed["RAY_SERVE_HAPROXY_SOCKET_PATH"]).parent
     assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
     socket_dir.rmdir()
+
+
+def test_main_runs_a_command_under_the_mode(tmp_path: Path) -> None:
+    """`-- COMMAND`: the values reach the command whole (HAProxy's retry-on has a space)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MOVIEREC_RUN_DIR": str(tmp_path)}
+    env.pop("MOVIEREC_SERVE_DEFAULT_MODE", None)
+    show = "import os; print(os.environ['RAY_SERVE_HAPROXY_RETRY_ON'])"
+    command = [sys.executable, "-m", "deployments.serve_env", "--", sys.executable, "-c", show]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "conn-failure empty-response"
+    assert main(["ray", "start"]) == 2  # without `--`: refused, not run

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ray.exceptions import ActorDiedError
 
 from deployments.catalog import Catalog, Movie
 from deployments.common import StageUnavailableError
@@ -190,3 +191,32 @@ def test_similar_fails_loudly_when_content_fails() -> None:
     content.similar = broken  # type: ignore[method-assign]
     with pytest.raises(StageFailedError, match="unavailable"):
         asyncio.run(service.similar(1, 2))
+
+
+def _dies_once(stage: Any, method: str) -> None:
+    """The stage's first `method` call fails as if its replica had been killed under it."""
+    real, died = getattr(stage, method), []
+
+    async def call(*args: Any) -> Any:
+        if not died:
+            died.append(True)
+            raise ActorDiedError()
+        return await real(*args)
+
+    setattr(stage, method, call)
+
+
+def test_every_stage_call_is_retried_once_when_its_replica_dies() -> None:
+    service, retrieval, content, features, ranking = _setup()
+    for stage, method in (
+        (retrieval, "candidates"),
+        (content, "candidates"),
+        (content, "similar"),
+        (features, "user"),
+        (ranking, "rank"),
+    ):
+        _dies_once(stage, method)
+    response = _ask(service)
+    assert not response.degraded  # the same answer as without the crash
+    assert [m.movie_id for m in response.items] == [9, 8, 7]
+    assert [m.movie_id for m in asyncio.run(service.similar(1, 2)).items] == [3, 5]
