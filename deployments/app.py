@@ -80,6 +80,9 @@ class AppArgs(BaseModel):
                 "mode": self.mode or os.environ.get(MODE_ENV) or "eval",  # validated here
                 "run_dir": (self.run_dir or settings.run_dir).expanduser().resolve(),
                 "redis_url": self.redis_url,
+                "storage_uri": settings.storage_uri,
+                "s3_endpoint_url": settings.s3_endpoint_url,
+                "storage_cache_dir": settings.storage_cache_dir,
             }
         )
 

@@ -427,3 +427,18 @@ class ArtifactSource:
 @lru_cache(maxsize=8)
 def _object_store(uri: str, endpoint_url: str | None) -> ObjectStore:
     return ObjectStore(uri, endpoint_url)
+
+
+_CURRENT_LAYOUTS: dict[ArtifactSource, ArtifactLayout] = {}
+_CURRENT_GUARD = threading.Lock()
+
+
+def current_layout(source: ArtifactSource) -> ArtifactLayout:
+    """`source.layout()` resolved once per process for a remote source (the build a
+    process's catalog and feature registry come from); the local tree's symlink as is."""
+    if not source.remote:
+        return source.layout()
+    with _CURRENT_GUARD:
+        if source not in _CURRENT_LAYOUTS:
+            _CURRENT_LAYOUTS[source] = source.layout()
+        return _CURRENT_LAYOUTS[source]

@@ -124,10 +124,19 @@ def feast_env(
         raise ValueError("need data_dir or registry_path")
     env = {ENV_REDIS: redis_url_to_feast(redis_url), ENV_PROJECT: project}
     if data_dir is not None:
-        env[ENV_DATA_DIR] = str(Path(data_dir).absolute())
+        env[ENV_DATA_DIR] = source_location(data_dir)
+    if registry_path is None and env[ENV_DATA_DIR].startswith("s3://"):
+        raise ValueError("sources in the object store need a local registry_path")
     registry = Path(registry_path) if registry_path else Path(env[ENV_DATA_DIR]) / REGISTRY_FILE
     env[ENV_REGISTRY] = str(registry.absolute())
     return env
+
+
+def source_location(data_dir: Path | str) -> str:
+    """The parquet sources' directory as Feast records it: an `s3://` URI as is (the object
+    store, `movierec.storage`), a local path made absolute (symlinks kept)."""
+    text = str(data_dir)
+    return text.rstrip("/") if text.startswith("s3://") else str(Path(text).absolute())
 
 
 def load_repo_config(
@@ -206,7 +215,7 @@ def load_definitions(data_dir: Path | str) -> list[FeastObject]:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {DEFINITIONS_FILE}")
     module = importlib.util.module_from_spec(spec)
-    with _environ({ENV_DATA_DIR: str(Path(data_dir).absolute())}):
+    with _environ({ENV_DATA_DIR: source_location(data_dir)}):
         spec.loader.exec_module(module)
     return [v for v in vars(module).values() if isinstance(v, FeastObject)]
 

@@ -11,6 +11,7 @@ import pytest
 from deployments.common import StageUnavailableError
 from deployments.model_slot import ModelSlot
 from movierec.layout import ArtifactLayout
+from movierec.storage import ArtifactSource
 
 
 class Loader:
@@ -32,14 +33,14 @@ class Loader:
 
 
 @pytest.fixture
-def layout(tmp_path: Path) -> ArtifactLayout:
+def layout(tmp_path: Path) -> ArtifactSource:
     built = tmp_path / "ml-100k" / "eval.build-1a2b"
     built.mkdir(parents=True)
     (tmp_path / "ml-100k" / "eval").symlink_to(built.name)  # the live tree: a symlink
-    return ArtifactLayout.of(tmp_path, "ml-100k", "eval")
+    return ArtifactSource(tmp_path, "ml-100k", "eval")  # local: model_version is a label
 
 
-def test_load_reports_the_resolved_tree(layout: ArtifactLayout) -> None:
+def test_load_reports_the_resolved_tree(layout: ArtifactSource) -> None:
     slot = ModelSlot("model", layout, Loader("v1"))
     assert slot.current is None
     assert slot.load() is True
@@ -50,7 +51,7 @@ def test_load_reports_the_resolved_tree(layout: ArtifactLayout) -> None:
     assert described["model_version"] is None and described["load_seconds"] >= 0.0
 
 
-def test_a_failed_load_is_retried_at_most_every_retry_s(layout: ArtifactLayout) -> None:
+def test_a_failed_load_is_retried_at_most_every_retry_s(layout: ArtifactSource) -> None:
     loader = Loader(FileNotFoundError("no saved_model"), "v1")
     slot = ModelSlot("model", layout, loader, retry_s=3600.0)
     assert slot.load() is False
@@ -65,7 +66,7 @@ def test_a_failed_load_is_retried_at_most_every_retry_s(layout: ArtifactLayout) 
     assert slot.ensure_loaded() is True and loader.calls == 2  # loaded: never reloads
 
 
-def test_a_new_model_version_reloads_while_the_old_model_serves(layout: ArtifactLayout) -> None:
+def test_a_new_model_version_reloads_while_the_old_model_serves(layout: ArtifactSource) -> None:
     loader = Loader("v1", "v2", RuntimeError("corrupt"))
     slot = ModelSlot("model", layout, loader)
     slot.load()
