@@ -18,15 +18,15 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from deployments.faults import FaultSettings
 from movierec.layout import ArtifactLayout, Mode
 from movierec.redis_url import mask_url, resolve_redis_url
 from movierec.rules import RuleConfig
 from movierec.settings import get_settings
-from movierec.storage import ArtifactSource, current_layout
 from movierec.stages import CONTENT, POPULAR, RETRIEVAL, SOURCES
+from movierec.storage import ArtifactSource, StoreURI, current_layout
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,13 @@ class ServingContext(_Strict):
     storage_uri: str = ""
     s3_endpoint_url: str | None = None
     storage_cache_dir: Path | None = None
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _store_uri(cls, value: str) -> str:
+        if value:
+            StoreURI.parse(value)  # ValueError names the URI
+        return value
 
     @property
     def artifacts(self) -> ArtifactSource:

@@ -135,10 +135,20 @@ class ModelSlot(Generic[T]):
             await asyncio.to_thread(self.load)
 
     def describe(self) -> dict[str, Any]:
-        """What `health()` reports: model_version, artifacts, load_seconds, error."""
-        return {
+        """What `health()` reports: model_version, artifacts (the build serving), load_seconds,
+        error (why the last load failed, e.g. a download: the build serving is unchanged),
+        and with an object store its URI and this replica's downloads and cache hits."""
+        described: dict[str, Any] = {
             "model_version": self.model_version,
             "artifacts": self.artifacts,
             "load_seconds": round(self.load_seconds, 2),
             "error": self.error,
         }
+        if self._source.remote:
+            store = self._source.store()
+            described["storage"] = {
+                "uri": store.uri,
+                "downloads": store.downloads,
+                "cache_hits": store.cache_hits,
+            }
+        return described

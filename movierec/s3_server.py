@@ -147,9 +147,7 @@ def start(run_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalS3:
     )
     iam.create_user(UserName="movierec")
     key = iam.create_access_key(UserName="movierec")["AccessKey"]
-    iam.put_user_policy(
-        UserName="movierec", PolicyName="s3", PolicyDocument=json.dumps(_POLICY)
-    )
+    iam.put_user_policy(UserName="movierec", PolicyName="s3", PolicyDocument=json.dumps(_POLICY))
     credentials = folder / "credentials"
     write_private(
         credentials,
@@ -205,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "start":
         state = start(run_dir, args.bucket)
         print(f"local S3 at {state.endpoint_url} (pid {state.pid}), bucket {state.bucket}")
-        print(f"use it: eval \"$({sys.executable} -m movierec.s3_server env)\"")
+        print(f'use it: eval "$({sys.executable} -m movierec.s3_server env)"')
         return 0
     if args.command == "stop":
         print("local S3 stopped" if stop(run_dir) else "local S3 is not running")

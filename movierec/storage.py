@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -112,6 +112,10 @@ class ObjectStore:
         self.uri = self.location.uri()
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self._fs = filesystem
+        self.downloads = 0
+        """Builds this process downloaded."""
+        self.cache_hits = 0
+        """Fetches this process answered from the local cache."""
 
     @property
     def fs(self) -> Any:
@@ -175,7 +179,7 @@ class ObjectStore:
         paths = [source] if source.is_file() else list(_files(source))
         for path in paths:
             key = self.location.key(variant, mode, "builds", build_id, str(path.relative_to(local)))
-            self._call(f"cannot upload {path.name}", lambda p=path, k=key: self.fs.put_file(p, k))
+            self._call(f"cannot upload {path.name}", partial(self.fs.put_file, str(path), key))
 
     def commit(self, local: Path, variant: str, mode: str, build_id: str) -> dict[str, Any]:
         """Publishes an uploaded build: checks every file is in the store with its size,
@@ -193,8 +197,9 @@ class ObjectStore:
         wrong = [rel for rel, meta in files.items() if listed.get(rel) != meta["size"]]
         if wrong:
             raise StorageError(
-                f"build {build_id} is partial in the store ({len(wrong)} of {len(files)} files "
-                f"missing or truncated, e.g. {wrong[0]}); CURRENT left unchanged [{self.describe()}]"
+                f"build {build_id} is partial in the store ({len(wrong)} of {len(files)} "
+                f"files missing or truncated, e.g. {wrong[0]}); CURRENT left unchanged "
+                f"[{self.describe()}]"
             )
         record = {
             "build_id": build_id,
@@ -204,7 +209,9 @@ class ObjectStore:
             "files": files,
         }
         body = json.dumps(record, indent=1, sort_keys=True).encode()
-        self._call("cannot write BUILD.json", lambda: self.fs.pipe_file(f"{base}/{BUILD_FILE}", body))
+        self._call(
+            "cannot write BUILD.json", lambda: self.fs.pipe_file(f"{base}/{BUILD_FILE}", body)
+        )
         current = self.location.key(variant, mode, CURRENT)
         self._call("cannot move CURRENT", lambda: self.fs.pipe_file(current, build_id.encode()))
         log.info("published build %s to %s", build_id, self.tree_uri(variant, mode))
@@ -290,6 +297,7 @@ class ObjectStore:
         with _cache_lock(target):
             if _verified(target):
                 log.info("build %s reused from the cache %s", build_id, target)
+                self.cache_hits += 1
                 return target
             record = self.build_record(variant, mode, build_id)
             staging = target.with_name(f".{build_id}.part-{os.getpid()}-{threading.get_ident()}")
@@ -300,6 +308,7 @@ class ObjectStore:
                 if target.exists():  # a corrupt copy: replaced by the checked one
                     shutil.rmtree(target)
                 os.replace(staging, target)
+                self.downloads += 1
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         log.info("build %s fetched from %s into %s", build_id, self.uri, target)
@@ -313,7 +322,7 @@ class ObjectStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._call(
                 f"cannot download {rel} of build {build_id}",
-                lambda r=rel, p=path: self.fs.get_file(f"{base}/{r}", str(p)),
+                partial(self.fs.get_file, f"{base}/{rel}", str(path)),
             )
             if sha256_file(path) != meta["sha256"]:
                 raise StorageError(
@@ -363,7 +372,7 @@ def _cause(exc: BaseException) -> str:
         for s in ("invalidaccesskeyid", "signaturedoesnotmatch", "invalidclienttokenid")
     ) or ("access denied" in lowered or isinstance(exc, PermissionError)):
         reason = "credentials refused"
-    elif "nosuchbucket" in lowered or "bucket" in lowered and "not exist" in lowered:
+    elif "nosuchbucket" in lowered or ("bucket" in lowered and "not exist" in lowered):
         reason = "bucket missing"
     elif any(s in lowered for s in ("connect", "endpoint", "timed out", "unreachable")):
         reason = "endpoint unreachable"
