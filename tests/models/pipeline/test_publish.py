@@ -46,9 +46,9 @@ def test_build_published_to_s3_serves_features_from_the_store(
     fetched = ArtifactSource(tmp_path / "node", "ml-100k", "eval", store.uri).layout()
     assert fetched.root.name == build_id
     registry = fetched.features_dir / "registry.db"
-    remote = open_store(redis_env, registry_path=registry, project=fetched.feast_project)
-    sources = {fv.batch_source.path for fv in remote.list_feature_views()}
     prefix = store.build_uri("ml-100k", "eval", build_id) + "/features/"
+    remote = open_store(redis_env, prefix, registry, project=fetched.feast_project)
+    sources = {fv.batch_source.path for fv in remote.list_feature_views()}
     assert sources and all(path.startswith(prefix) for path in sources)
 
     # Point-in-time training rows read from S3 equal those read from the local parquet.
