@@ -93,3 +93,37 @@ def test_a_new_model_version_reloads_while_the_old_model_serves(layout: Artifact
         assert slot.describe()["model_version"] == "c"
 
     asyncio.run(scenario())
+
+
+@pytest.mark.integration
+def test_a_store_slot_loads_the_build_model_version_names(
+    s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """With an object store, "" is CURRENT's build, another version a published build id
+    (pinned from the first user_config on); an unknown one keeps the current model."""
+    from movierec.storage import ObjectStore
+
+    uri = s3_env["MOVIEREC_STORAGE_URI"]
+    store = ObjectStore(uri)
+    for build in ("b1", "b2"):
+        (tmp_path / build / "ranking").mkdir(parents=True)
+        (tmp_path / build / "ranking" / "inputs.json").write_text(build)
+        store.publish(tmp_path / build, "ml-100k", "eval", build)
+    source = ArtifactSource(tmp_path, "ml-100k", "eval", uri, cache_dir=tmp_path / "cache")
+
+    def read(layout: ArtifactLayout) -> str:
+        return (layout.ranking_dir / "inputs.json").read_text()
+
+    slot = ModelSlot("model", source, read)
+    assert slot.load() and slot.current == "b2" and slot.artifacts == "b2"
+
+    async def scenario() -> None:
+        await slot.set_version("b1")  # the first user_config pins another build: loaded
+        assert await slot.get() == "b1" and slot.artifacts == "b1"
+        await slot.set_version("b9")
+        assert await slot.get() == "b1" and "no build 'b9' was published" in str(slot.error)
+        described = slot.describe()
+        assert described["artifacts"] == "b1" and described["storage"]["uri"] == uri
+        assert described["storage"]["downloads"] == 2
+
+    asyncio.run(scenario())
