@@ -136,8 +136,13 @@ class ObjectStore:
         return self._fs
 
     def describe(self) -> str:
-        """The URI and endpoint, for messages (no secret: credentials are never held here)."""
-        return f"{self.uri} (endpoint {self.endpoint_url or 'AWS default'})"
+        """The URI and endpoint, for messages (no secret: credentials are never held here,
+        and user info in an endpoint URL is dropped)."""
+        endpoint = "AWS default"
+        if self.endpoint_url:
+            parts = urlsplit(self.endpoint_url)
+            endpoint = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
+        return f"{self.uri} (endpoint {endpoint})"
 
     def tree_uri(self, variant: str, mode: str) -> str:
         """`s3://.../<variant>/<mode>`."""

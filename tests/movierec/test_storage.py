@@ -102,6 +102,8 @@ def test_errors_name_the_uri_never_the_secret(
         return text
 
     assert "endpoint unreachable" in failure(ObjectStore(uri, "http://127.0.0.1:9"))
+    hidden = ObjectStore(uri, "http://user:hunter2@127.0.0.1:9")
+    assert "hunter2" not in hidden.describe() and "127.0.0.1:9" in hidden.describe()
     bucket = "s3://no-such-bucket-here/p"
     assert "bucket missing" in failure(ObjectStore(bucket))
     assert "nothing published" in failure(ObjectStore(uri))
