@@ -32,10 +32,11 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export RAY_DASHBOARD_HOST := 127.0.0.1
 
 .PHONY: help install data artifacts eval eval-served bench bench-scale scann-venv run serve stop \
-        redis-start redis-stop test test-unit lint format monitor prometheus nftables clean
+        redis-start redis-stop s3-start s3-env s3-stop test test-unit lint format monitor prometheus \
+        nftables clean
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -132,6 +133,15 @@ redis-start: $(STAMP) ## Start the embedded Redis (skipped when REDIS_URL is set
 
 redis-stop: $(STAMP) ## Stop the embedded Redis.
 	$(BIN)/python -m movierec.redis_server stop
+
+s3-start: $(STAMP) ## Local S3-compatible server (moto, 127.0.0.1, generated key); then: eval "$$(make -s s3-env)".
+	$(BIN)/python -m movierec.s3_server start
+
+s3-env: $(STAMP) ## Print the exports that point the AWS chain and MOVIEREC_STORAGE_URI at the local S3 server.
+	@$(BIN)/python -m movierec.s3_server env
+
+s3-stop: $(STAMP) ## Stop the local S3 server (it forgets every build: moto keeps them in memory).
+	$(BIN)/python -m movierec.s3_server stop
 
 clean: ## Remove build caches (keeps .venv, data and artifacts).
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -46,6 +46,9 @@ class AppArgs(BaseModel):
             `REDIS_URL` from their environment (that of `ray start`), else the embedded Redis
             of `run_dir`.
         run_dir: Run dir of the embedded Redis (default: `MOVIEREC_RUN_DIR`).
+        storage_uri: Where builds are served from: "" the local tree, `s3://bucket/prefix`
+            the object store (default: `MOVIEREC_STORAGE_URI`; the endpoint comes from
+            `AWS_ENDPOINT_URL`, the credentials from each node's AWS chain).
         retrieval_intra_op_threads: TensorFlow intra-op threads of a Retrieval replica.
         retrieval_inter_op_threads: TensorFlow inter-op threads of a Retrieval replica.
         ranking_intra_op_threads: TensorFlow intra-op threads of a Ranking replica.
@@ -59,6 +62,7 @@ class AppArgs(BaseModel):
     mode: Mode | None = None
     redis_url: SecretStr | None = None
     run_dir: Path | None = None
+    storage_uri: str | None = None
     retrieval_intra_op_threads: int = Field(default=1, ge=1, le=64)
     retrieval_inter_op_threads: int = Field(default=1, ge=1, le=64)
     ranking_intra_op_threads: int = Field(default=1, ge=1, le=64)
@@ -80,6 +84,11 @@ class AppArgs(BaseModel):
                 "mode": self.mode or os.environ.get(MODE_ENV) or "eval",  # validated here
                 "run_dir": (self.run_dir or settings.run_dir).expanduser().resolve(),
                 "redis_url": self.redis_url,
+                "storage_uri": settings.storage_uri
+                if self.storage_uri is None
+                else self.storage_uri,
+                "s3_endpoint_url": settings.s3_endpoint_url,
+                "storage_cache_dir": settings.storage_cache_dir,
             }
         )
 

@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from deployments.faults import FaultSettings
 from movierec.layout import ArtifactLayout, Mode
@@ -26,6 +26,7 @@ from movierec.redis_url import mask_url, resolve_redis_url
 from movierec.rules import RuleConfig
 from movierec.settings import get_settings
 from movierec.stages import CONTENT, POPULAR, RETRIEVAL, SOURCES
+from movierec.storage import ArtifactSource, StoreURI, current_layout
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,11 @@ class ServingContext(_Strict):
         redis_url: Explicit Redis URL; None: `REDIS_URL` of the replica's environment, else
             the embedded Redis of `run_dir` (see `movierec.redis_url.resolve_redis_url`).
             A `SecretStr`, so it never shows in reprs or logs.
+        storage_uri: "" (the local tree) or `s3://bucket/prefix`: builds are fetched from
+            the store into the replica's local cache (`movierec.storage`).
+        s3_endpoint_url: The S3-compatible endpoint (None: the replica's AWS_ENDPOINT_URL,
+            else AWS). Credentials never travel here: each node's AWS chain provides them.
+        storage_cache_dir: The local cache of fetched builds (None: under artifacts_dir).
     """
 
     artifacts_dir: Path
@@ -52,11 +58,38 @@ class ServingContext(_Strict):
     mode: Mode
     run_dir: Path
     redis_url: SecretStr | None = None
+    storage_uri: str = ""
+    s3_endpoint_url: str | None = None
+    storage_cache_dir: Path | None = None
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _store_uri(cls, value: str) -> str:
+        if value:
+            StoreURI.parse(value)  # ValueError names the URI
+        return value
+
+    @property
+    def artifacts(self) -> ArtifactSource:
+        """Where the model stages load each `model_version` from."""
+        return ArtifactSource(
+            self.artifacts_dir,
+            self.variant,
+            self.mode,
+            self.storage_uri,
+            self.s3_endpoint_url,
+            self.storage_cache_dir,
+        )
 
     @property
     def layout(self) -> ArtifactLayout:
-        """The artifacts tree this replica serves."""
-        return ArtifactLayout.of(self.artifacts_dir, self.variant, self.mode)
+        """The artifacts tree this replica serves: the local one, or the store's current
+        build fetched into the local cache once per process.
+
+        Raises:
+            movierec.storage.StorageError: The store's current build cannot be fetched.
+        """
+        return current_layout(self.artifacts)
 
     def resolve_redis_url(self, *, verify: bool = True) -> str:
         """The Redis URL (password included: log it only through `mask_url`).

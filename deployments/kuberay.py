@@ -32,7 +32,18 @@ HEADER = """\
 # pod, so the dashboard listens in-cluster (never expose it through a Service or Ingress;
 # restrict port 8265 to the operator's namespace with a NetworkPolicy). Ports between pods
 # and to whom: README "Security / threat model".
+# Artifacts come from the object store, not the image: the ConfigMap `movierec-storage`
+# holds MOVIEREC_STORAGE_URI (s3://bucket/prefix, where `make artifacts` publishes) and,
+# for a non-AWS store (MinIO, Ceph, R2), AWS_ENDPOINT_URL. Credentials come from the AWS
+# chain: the pods' ServiceAccount `movierec` bound to an IAM role that may read the bucket
+# (EKS IRSA or Pod Identity), or else the optional Secret `movierec-s3` holding
+# AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Each pod keeps fetched builds in an emptyDir
+# cache, reused when a container restarts. README "Object storage".
 """
+STORAGE_CONFIG = "movierec-storage"
+STORAGE_SECRET = "movierec-s3"  # noqa: S105 - the Secret's name, not a secret
+SERVICE_ACCOUNT = "movierec"
+CACHE_DIR = "/var/cache/movierec"
 
 
 def _container(name: str, cpu: str, memory: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -47,12 +58,27 @@ def _container(name: str, cpu: str, memory: str, ports: list[dict[str, Any]]) ->
                 "name": "REDIS_URL",
                 "valueFrom": {"secretKeyRef": {"name": "movierec-redis", "key": "REDIS_URL"}},
             },
+            {"name": "MOVIEREC_STORAGE_CACHE_DIR", "value": CACHE_DIR},
         ],
+        "envFrom": [
+            {"configMapRef": {"name": STORAGE_CONFIG}},
+            {"secretRef": {"name": STORAGE_SECRET, "optional": True}},
+        ],
+        "volumeMounts": [{"name": "artifact-cache", "mountPath": CACHE_DIR}],
         "resources": {
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"cpu": cpu, "memory": memory},
         },
         "ports": ports,
+    }
+
+
+def _pod(container: dict[str, Any]) -> dict[str, Any]:
+    """A pod spec: the container, the store's ServiceAccount and the build cache volume."""
+    return {
+        "serviceAccountName": SERVICE_ACCOUNT,
+        "containers": [container],
+        "volumes": [{"name": "artifact-cache", "emptyDir": {}}],
     }
 
 
@@ -92,9 +118,7 @@ def render(serve_config: dict[str, Any]) -> dict[str, Any]:
                         "dashboard-host": "0.0.0.0",  # noqa: S104
                         "metrics-export-port": str(METRICS_PORT),
                     },
-                    "template": {
-                        "spec": {"containers": [_container("ray-head", "1", "4Gi", head_ports)]}
-                    },
+                    "template": {"spec": _pod(_container("ray-head", "1", "4Gi", head_ports))},
                 },
                 "workerGroupSpecs": [
                     {
@@ -103,9 +127,7 @@ def render(serve_config: dict[str, Any]) -> dict[str, Any]:
                         "minReplicas": 1,
                         "maxReplicas": 4,
                         "rayStartParams": {"metrics-export-port": str(METRICS_PORT)},
-                        "template": {
-                            "spec": {"containers": [_container("ray-worker", "2", "8Gi", [])]}
-                        },
+                        "template": {"spec": _pod(_container("ray-worker", "2", "8Gi", []))},
                     }
                 ],
             },

@@ -1,12 +1,15 @@
 """The model a model-serving replica holds (Retrieval, Ranking): loaded, reloaded, reported.
 
-`ModelSlot` loads a model from the artifacts tree and keeps it:
+`ModelSlot` loads a model from the artifacts tree (the local one, or the build of the
+object store that `model_version` names, fetched into the local cache: see
+`movierec.storage.ArtifactSource`) and keeps it:
 
 * a replica starts even when the model cannot be loaded (not built yet): the stage reports
   itself unavailable, and a later call retries the load, at most every `RELOAD_RETRY_S`;
 * a new `model_version` (the deployment's `user_config`) reloads the model in a thread while
   the current one keeps serving, then swaps it in with one assignment (requests in flight
-  keep the model they started with); a failed reload keeps the current model;
+  keep the model they started with); a failed reload (a download from the store included)
+  keeps the current model and shows in `describe()` (so in `/healthz`);
 * `describe()` is what the stage's `health()` reports of it.
 """
 
@@ -21,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from deployments.common import StageUnavailableError, describe
 from movierec.layout import ArtifactLayout
+from movierec.storage import ArtifactSource
 
 T = TypeVar("T")
 
@@ -31,13 +35,15 @@ RELOAD_RETRY_S = 30.0
 
 
 class ModelSlot(Generic[T]):
-    """One replica's model, loaded from an artifacts tree by `load(layout)`.
+    """One replica's model, loaded by `load(layout)` from the tree `source` gives for the
+    current `model_version` (a label for the local tree; a build id, or "" for CURRENT, in
+    an object store).
 
     Attributes:
         name: What the model is called in errors and logs ("retrieval model", "ranker").
         error: Why the last load failed (None after a successful one).
-        artifacts: The artifacts tree the current model came from (the resolved directory
-            name of `layout.root`, a versioned build behind the tree's symlink).
+        artifacts: The build the current model came from (the resolved directory name of
+            its tree: a versioned build behind the local symlink, or the store's build id).
         load_seconds: How long the current model took to load.
         model_version: The `user_config` label last applied (None before the first).
     """
@@ -45,12 +51,12 @@ class ModelSlot(Generic[T]):
     def __init__(
         self,
         name: str,
-        layout: ArtifactLayout,
+        source: ArtifactSource,
         load: Callable[[ArtifactLayout], T],
         retry_s: float = RELOAD_RETRY_S,
     ) -> None:
         self.name = name
-        self._layout = layout
+        self._source = source
         self._load_fn = load
         self._retry_s = retry_s
         self._model: T | None = None
@@ -73,17 +79,19 @@ class ModelSlot(Generic[T]):
         A failure keeps the current model (if any) and records the error; it never raises.
         """
         started = time.perf_counter()
+        version = self.model_version or ""
         with self._lock:
             try:
-                model = self._load_fn(self._layout)
+                layout = self._source.layout(version)
+                model = self._load_fn(layout)
             except Exception as exc:  # the replica stays up and reports the error
                 self.error = describe(exc)
                 self._failed_at = time.monotonic()
-                logger.error("%s not loaded from %s: %s", self.name, self._layout.root, exc)
+                logger.error("%s (version %r) not loaded: %s", self.name, version, self.error)
                 return False
             # One assignment: calls in flight keep the model they started with.
             self._model, self.error = model, None
-            self.artifacts = self._layout.root.resolve().name
+            self.artifacts = layout.root.resolve().name
             self.load_seconds = time.perf_counter() - started
         logger.info("%s loaded from %s", self.name, self.artifacts)
         return True
@@ -115,17 +123,32 @@ class ModelSlot(Generic[T]):
 
     async def set_version(self, model_version: str) -> None:
         """Applies the `user_config` label: a change after the first one reloads the model in
-        a thread while the current one keeps serving (a failed load keeps it)."""
+        a thread while the current one keeps serving (a failed load keeps it). The first one
+        reloads too when it pins a store build other than the one the replica started with."""
         previous, self.model_version = self.model_version, model_version
-        if previous is not None and previous != model_version:
+        if previous is None:
+            changed = self._source.pins(model_version) and model_version != self.artifacts
+        else:
+            changed = previous != model_version
+        if changed:
             logger.info("%s: model_version %r -> %r: reloading", self.name, previous, model_version)
             await asyncio.to_thread(self.load)
 
     def describe(self) -> dict[str, Any]:
-        """What `health()` reports: model_version, artifacts, load_seconds, error."""
-        return {
+        """What `health()` reports: model_version, artifacts (the build serving), load_seconds,
+        error (why the last load failed, e.g. a download: the build serving is unchanged),
+        and with an object store its URI and this replica's downloads and cache hits."""
+        described: dict[str, Any] = {
             "model_version": self.model_version,
             "artifacts": self.artifacts,
             "load_seconds": round(self.load_seconds, 2),
             "error": self.error,
         }
+        if self._source.remote:
+            store = self._source.store()
+            described["storage"] = {
+                "uri": store.uri,
+                "downloads": store.downloads,
+                "cache_hits": store.cache_hits,
+            }
+        return described

@@ -123,7 +123,7 @@ class Ranking:
         self._store = online_features(context)  # the Features stage's runtime, reconnecting
         self._warm_up: asyncio.Task[None] | None = None
         prepare_tensorflow(intra_op_threads, inter_op_threads)
-        self._model: ModelSlot[Ranker] = ModelSlot("ranker", self._layout, _load_ranker)
+        self._model: ModelSlot[Ranker] = ModelSlot("ranker", context.artifacts, _load_ranker)
         self._model.load()
 
     async def reconfigure(self, config: dict[str, Any]) -> None:

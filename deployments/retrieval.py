@@ -46,7 +46,7 @@ class Retrieval:
         self._faults = FaultInjector("retrieval")
         prepare_tensorflow(intra_op_threads, inter_op_threads)
         self._model: ModelSlot[RetrievalRuntime] = ModelSlot(
-            "retrieval model", context.layout, self._load
+            "retrieval model", context.artifacts, self._load
         )
         self._model.load()
 

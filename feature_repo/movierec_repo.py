@@ -21,10 +21,20 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.types import Array, Float32, Int64, String
 
 # Where models.features writes the parquet sources; an env var so the CLI and the pipeline
-# can point the same definitions at any artifacts directory without editing this file.
-DATA_DIR = Path(
-    os.environ.get("MOVIEREC_FEAST_DATA_DIR") or Path(__file__).resolve().parent / "data"
-).resolve()
+# can point the same definitions at any artifacts directory, or at an s3:// prefix of the
+# object store (MOVIEREC_STORAGE_URI), without editing this file.
+_DATA = os.environ.get("MOVIEREC_FEAST_DATA_DIR") or str(Path(__file__).resolve().parent / "data")
+_REMOTE = _DATA.startswith("s3://")
+# An S3-compatible endpoint (MinIO, Ceph, R2...) from the standard variable; credentials come
+# from the AWS chain of whoever reads the sources, never from here.
+S3_ENDPOINT = (os.environ.get("AWS_ENDPOINT_URL") or None) if _REMOTE else None
+
+
+def _source(file_name: str) -> str:
+    if _REMOTE:
+        return f"{_DATA.rstrip('/')}/{file_name}"
+    return str(Path(_DATA).resolve() / file_name)
+
 
 GENRE_ORDER = (
     "Action,Adventure,Animation,Children,Comedy,Crime,Documentary,Drama,Fantasy,Film-Noir,"
@@ -56,35 +66,40 @@ movie = Entity(
 # Static movie metadata, one row per movie (from its first rating).
 movie_metadata_source = FileSource(
     name="movie_metadata_source",
-    path=str(DATA_DIR / "movie_metadata.parquet"),
+    path=_source("movie_metadata.parquet"),
+    s3_endpoint_override=S3_ENDPOINT,
     timestamp_field="event_timestamp",
 )
 
 # Per-snapshot movie statistics, one file for all snapshots.
 movie_features_source = FileSource(
     name="movie_features_source",
-    path=str(DATA_DIR / "movie_features.parquet"),
+    path=_source("movie_features.parquet"),
+    s3_endpoint_override=S3_ENDPOINT,
     timestamp_field="event_timestamp",
 )
 
 # Per-user statistics, a row per snapshot in which the user rated something.
 user_features_source = FileSource(
     name="user_features_source",
-    path=str(DATA_DIR / "user_features.parquet"),
+    path=_source("user_features.parquet"),
+    s3_endpoint_override=S3_ENDPOINT,
     timestamp_field="event_timestamp",
 )
 
 # Static profile rows (ml-100k/ml-1m); an empty file for variants without a users table.
 user_demographics_source = FileSource(
     name="user_demographics_source",
-    path=str(DATA_DIR / "user_demographics.parquet"),
+    path=_source("user_demographics.parquet"),
+    s3_endpoint_override=S3_ENDPOINT,
     timestamp_field="event_timestamp",
 )
 
 # Liked/seen movie id lists, on the same rows as user_features.
 user_history_source = FileSource(
     name="user_history_source",
-    path=str(DATA_DIR / "user_history.parquet"),
+    path=_source("user_history.parquet"),
+    s3_endpoint_override=S3_ENDPOINT,
     timestamp_field="event_timestamp",
 )
 

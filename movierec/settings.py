@@ -30,6 +30,22 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Field(
         default=PROJECT_ROOT / "artifacts", description="Models, embeddings, features, manifest."
     )
+    storage_uri: str = Field(
+        default="",
+        description="Where builds are published and served from: empty for the local "
+        "artifacts tree, or s3://bucket/prefix (movierec/storage.py).",
+    )
+    storage_cache_dir: Path | None = Field(
+        default=None,
+        description="Local cache of builds fetched from the store (default: "
+        "<artifacts_dir>/.store-cache).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL", "MOVIEREC_S3_ENDPOINT_URL"),
+        description="An S3-compatible endpoint (MinIO, Ceph, R2, the local test server); "
+        "unset: AWS S3. Credentials come from the AWS chain only.",
+    )
     dataset: str = Field(default="ml-100k", description="MovieLens variant to load.")
     dataset_dir: Path | None = Field(
         default=None, description="Explicit local directory holding the raw dataset files."

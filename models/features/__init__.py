@@ -17,6 +17,7 @@ from models.features.snapshots import (
 )
 from models.features.store import (
     CONTROLLER_SERVICE,
+    DASK_OFFLINE,
     DUCKDB_OFFLINE,
     FEATURE_REPO_DIR,
     RANKER_MOVIE_SERVICE,
@@ -37,6 +38,7 @@ from models.features.store import (
 
 __all__ = [
     "CONTROLLER_SERVICE",
+    "DASK_OFFLINE",
     "DUCKDB_OFFLINE",
     "FEATURE_REPO_DIR",
     "GENRES",

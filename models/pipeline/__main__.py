@@ -13,10 +13,12 @@ from tqdm import tqdm
 from models.data import DatasetError
 from models.pipeline.build import BuildOptions, build, steps_for
 from models.pipeline.load import load_all
+from models.pipeline.publish import publish_build
 from models.pipeline.runner import PipelineError
 from movierec.layout import MODES, ArtifactLayout
 from movierec.redis_url import RedisServerError
 from movierec.settings import get_settings
+from movierec.storage import ObjectStore, StorageError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,14 +58,22 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     for name, record in manifest.steps.items():
         print(f"  {name:<12} {record.seconds:8.1f} s  {record.metrics}")
-    if not args.no_load:
-        try:
-            for target, status in load_all(layout, manifest).items():
-                print(f"  redis: {target:<12} {status}")
-        except RedisServerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    try:
+        if settings.storage_uri:
+            store = ObjectStore(settings.storage_uri, settings.s3_endpoint_url)
+            build_id, loaded = publish_build(layout, manifest, store, load=not args.no_load)
+        else:
+            loaded = {} if args.no_load else load_all(layout, manifest)
+    except (RedisServerError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if settings.storage_uri:
+            print("error: CURRENT in the store was left on the previous build", file=sys.stderr)
+        return 2
+    for target, status in loaded.items():
+        print(f"  redis: {target:<12} {status}")
     print(f"artifacts ready at {layout.root} in {time.perf_counter() - started:.1f} s")
+    if settings.storage_uri:
+        print(f"published build {build_id} to {store.tree_uri(layout.variant, layout.mode)}")
     return 0
 
 

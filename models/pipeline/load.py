@@ -56,8 +56,16 @@ def load_vector_index(layout: ArtifactLayout, manifest: Manifest, client: redis.
     return "loaded"
 
 
+SOURCES_FILE = ".sources"
+"""Next to the registry: where the registry's sources live ("local" or the store's tree)."""
+
+
 def load_online_features(
-    layout: ArtifactLayout, manifest: Manifest, client: redis.Redis, redis_url: str
+    layout: ArtifactLayout,
+    manifest: Manifest,
+    client: redis.Redis,
+    redis_url: str,
+    sources: str | None = None,
 ) -> str:
     """Applies the Feast definitions and materializes the snapshots unless already loaded.
 
@@ -66,6 +74,9 @@ def load_online_features(
         manifest: Its manifest (the features step's fingerprint and time range).
         client: Redis client, used to record which build is materialized.
         redis_url: The same Redis, for Feast.
+        sources: The parquet sources' location when not the local features dir: the
+            `s3://` prefix of this build's features in the object store, which the registry
+            then records and materialization reads.
 
     Returns:
         "loaded" or "unchanged".
@@ -73,10 +84,19 @@ def load_online_features(
     record = manifest.steps["features"]
     key = layout.features_version_key
     registry = layout.features_dir / REGISTRY_FILE
-    if registry.exists() and client.get(key) == record.fingerprint.encode():
+    marker = layout.features_dir / SOURCES_FILE
+    # The same features already live, from sources in the same place (an older build's
+    # identical parquet in the store is as good as this one's).
+    place = sources.rsplit("/builds/", 1)[0] if sources else "local"
+    placed = marker.read_text() if marker.exists() else "local"
+    if registry.exists() and client.get(key) == record.fingerprint.encode() and placed == place:
         return "unchanged"
-    store = open_store(redis_url, data_dir=layout.features_dir, project=layout.feast_project)
-    apply_definitions(store, layout.features_dir)
+    data_dir = sources or layout.features_dir
+    store = open_store(redis_url, data_dir, registry, project=layout.feast_project)
+    apply_definitions(store, data_dir)
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(place)
+    tmp.replace(marker)  # a new file: never through a hard link into an older build
     materialize(
         store,
         datetime.fromisoformat(record.metrics["materialize_start"]),
@@ -86,10 +106,13 @@ def load_online_features(
     return "loaded"
 
 
-def load_all(layout: ArtifactLayout, manifest: Manifest) -> dict[str, str]:
+def load_all(
+    layout: ArtifactLayout, manifest: Manifest, feature_sources: str | None = None
+) -> dict[str, str]:
     """Loads everything Redis-side for a layout, starting the embedded Redis if needed.
 
-    Redis is snapshotted after a load (`save_snapshot`).
+    Redis is snapshotted after a load (`save_snapshot`). `feature_sources`: see
+    `load_online_features`.
 
     Returns:
         Target name -> "loaded" or "unchanged".
@@ -99,7 +122,7 @@ def load_all(layout: ArtifactLayout, manifest: Manifest) -> dict[str, str]:
     try:
         results = {
             "content_index": load_vector_index(layout, manifest, client),
-            "features": load_online_features(layout, manifest, client, url),
+            "features": load_online_features(layout, manifest, client, url, feature_sources),
         }
     finally:
         client.close()

@@ -119,3 +119,26 @@ def test_rayservice_starts_every_node_with_token_auth() -> None:
         for p in cluster["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]
     }
     assert head_ports == {"gcs-server": 6379, "dashboard": 8265, "serve": 8000, "metrics": 8080}
+
+
+def test_artifacts_come_from_the_store_not_with_the_code() -> None:
+    """cluster.yaml ships no artifacts (replicas fetch builds from MOVIEREC_STORAGE_URI);
+    every KubeRay pod gets the store's settings, the AWS chain's ServiceAccount and a cache."""
+    from deployments.kuberay import CACHE_DIR, SERVICE_ACCOUNT, STORAGE_CONFIG
+
+    assert "artifacts" in _cluster()["rsync_exclude"]
+    workers = _cluster()["available_node_types"]["ray.worker.cpu"]["node_config"]
+    assert workers["IamInstanceProfile"]["Name"]
+    spec = yaml.safe_load(MANIFEST.read_text())["spec"]["rayClusterConfig"]
+    pods = [spec["headGroupSpec"]["template"]["spec"]]
+    pods += [group["template"]["spec"] for group in spec["workerGroupSpecs"]]
+    for pod in pods:
+        assert pod["serviceAccountName"] == SERVICE_ACCOUNT
+        (container,) = pod["containers"]
+        assert {"configMapRef": {"name": STORAGE_CONFIG}} in container["envFrom"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["MOVIEREC_STORAGE_CACHE_DIR"] == CACHE_DIR
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts == {"artifact-cache": CACHE_DIR}
+        assert {v["name"] for v in pod["volumes"]} == {"artifact-cache"}
+        assert not any("SECRET" in name or "KEY" in name for name in env)

@@ -64,7 +64,7 @@ def test_load_repo_config_substitutes(tmp_path):
     assert config.registry.path == env[ENV_REGISTRY]
     assert config.registry.cache_ttl_seconds == 0
     assert config.entity_key_serialization_version == 3
-    assert config.offline_store.type in ("file", "dask")
+    assert config.offline_store.type == "duckdb"
 
 
 def test_load_repo_config_needs_the_variables(monkeypatch):
@@ -80,7 +80,7 @@ def test_yaml_uses_feast_env_substitution():
     assert raw["online_store"]["connection_string"] == "${" + ENV_REDIS + "}"
     assert raw["registry"]["path"] == "${" + ENV_REGISTRY + "}"
     assert raw["entity_key_serialization_version"] == 3
-    assert raw["provider"] == "local" and raw["offline_store"]["type"] == "file"
+    assert raw["provider"] == "local" and raw["offline_store"]["type"] == "duckdb"
 
 
 def test_definitions_point_at_the_data_dir_and_match_the_schemas(tmp_path):
