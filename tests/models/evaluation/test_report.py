@@ -111,6 +111,7 @@ def test_report_has_every_key_and_the_plot(
         out_dir=tmp_path / "results",
         build_missing=False,
         redis_url=embedded_redis_url,
+        temporal=False,
     )
     report = evaluate(options)
     json_path, png_path = write_report(report, options.out_dir)
@@ -134,6 +135,9 @@ def test_report_has_every_key_and_the_plot(
     assert {"BPR", "BiVAE", "SAR", "LightGCN", "popularity"} <= set(loaded["anchors"]["systems"])
     assert set(loaded["timings"]["eval_seconds"]) >= {"retrieval", "content", "ranking"}
     assert set(loaded["served_with_rules"]) == METRICS
+    assert set(loaded["ablation"]["without"]) == {"retrieval", "content"}
+    assert set(loaded["ablation"]["gain_ndcg@10"]) == {"retrieval", "content"}
+    assert loaded["tuning"]["status"].startswith("not run")
     assert png_path.exists() and png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "results" / QUALITY_PNG).stat().st_size > 10_000
 
