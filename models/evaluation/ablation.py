@@ -56,13 +56,9 @@ def ablation(
     key = f"ndcg@{k}"
 
     def metrics(candidates: Mapping[int, Sequence[Candidate]]) -> dict[str, float]:
-        result = ranking_metrics(rank(candidates), relevant, k)
-        return {
-            f"precision@{k}": result.precision,
-            f"recall@{k}": result.recall,
-            key: result.ndcg,
-            f"map@{k}": result.map,
-        }
+        from models.evaluation.report import metrics_dict
+
+        return metrics_dict(ranking_metrics(rank(candidates), relevant, k))
 
     everything = metrics(build_candidates(users, sources, seen, config))
     used = [name for name, n in config.counts.items() if n > 0 and name in sources]

@@ -23,6 +23,7 @@ import pandas as pd
 from models.data import MovieLens
 from models.evaluation.ablation import ablation
 from models.evaluation.popularity import popularity_recommendations
+from models.evaluation.report import metrics_dict
 from models.metrics.protocol import candidate_recall, items_by_user
 from models.metrics.ranking import ranking_metrics
 from models.ranking.candidates import CONTENT, ITEMCF, RETRIEVAL, ScoredList, ranked_ids
@@ -62,14 +63,7 @@ class SplitRun:
 
     def metrics(self, lists: Mapping[int, Sequence[int]]) -> dict[str, float]:
         """The protocol's four metrics of per-user lists."""
-        result = ranking_metrics(lists, self.relevant, self.k)
-        k = self.k
-        return {
-            f"precision@{k}": result.precision,
-            f"recall@{k}": result.recall,
-            f"ndcg@{k}": result.ndcg,
-            f"map@{k}": result.map,
-        }
+        return metrics_dict(ranking_metrics(lists, self.relevant, self.k))
 
     def retrieval_lists(self, n: int, overrides: Mapping[str, Any] | None = None) -> Any:
         """User -> the two-tower model's top-n unseen movies (trained once per override set)."""

@@ -142,42 +142,28 @@ def tune(
     started = time.perf_counter()
     with reuse_fit_retrieval():
         if "retrieval" in studies:
-            figures = {}
-            for name, overrides in retrieval_options().items():
-                lists = run.retrieval_lists(run.k, overrides)
-                figures[name] = run.metrics({u: [m for m, _ in v] for u, v in lists.items()})
-                log.info("retrieval %s: %s", name, figures[name][metric])
-                record["studies"]["retrieval"] = {"options": figures}
-                _progress(on_progress, record)
-            best = _best({n: f[metric] for n, f in figures.items()})
-            chosen_retrieval = retrieval_options()[best]
-            default = RetrievalConfig()
-            record["studies"]["retrieval"] = {
-                "measures": "two-tower retrieval alone",
-                "options": figures,
-                "chosen": best,
-                "default_is_chosen": all(
-                    getattr(default, k) == v for k, v in chosen_retrieval.items()
-                ),
-            }
+            chosen_retrieval = _source_study(
+                record,
+                "retrieval",
+                "two-tower retrieval alone",
+                retrieval_options(),
+                lambda overrides: run.retrieval_lists(run.k, overrides),
+                RetrievalConfig(),
+                run.metrics,
+                on_progress,
+            )
             run.retrieval = chosen_retrieval
         if "itemcf" in studies:
-            figures = {}
-            for name, fields in itemcf_options().items():
-                lists = run.itemcf_lists(run.k, ItemCFConfig(**fields))
-                figures[name] = run.metrics({u: [m for m, _ in v] for u, v in lists.items()})
-                log.info("itemcf %s: %s", name, figures[name][metric])
-            best = _best({n: f[metric] for n, f in figures.items()})
-            chosen_itemcf = itemcf_options()[best]
-            default_cf = ItemCFConfig()
-            record["studies"]["itemcf"] = {
-                "measures": "the item-to-item source alone",
-                "options": figures,
-                "chosen": best,
-                "default_is_chosen": all(
-                    getattr(default_cf, k) == v for k, v in chosen_itemcf.items()
-                ),
-            }
+            chosen_itemcf = _source_study(
+                record,
+                "itemcf",
+                "the item-to-item source alone",
+                itemcf_options(),
+                lambda fields: run.itemcf_lists(run.k, ItemCFConfig(**fields)),
+                ItemCFConfig(),
+                run.metrics,
+                on_progress,
+            )
         if "ranker" in studies:
             outcomes: dict[str, Any] = {}
             base = RankerConfig()
@@ -198,6 +184,35 @@ def tune(
     record["seconds"] = round(time.perf_counter() - started, 1)
     record["complete"] = True
     return record
+
+
+def _source_study(
+    record: dict[str, Any],
+    study: str,
+    measures: str,
+    options: Mapping[str, dict[str, Any]],
+    lists_of: Callable[[dict[str, Any]], Mapping[int, list[tuple[int, float]]]],
+    default: Any,
+    metrics: Callable[[Mapping[int, list[int]]], dict[str, float]],
+    on_progress: Callable[[dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    """One source measured alone per option; records the figures and returns the choice."""
+    figures: dict[str, dict[str, float]] = {}
+    for name, fields in options.items():
+        lists = lists_of(fields)
+        figures[name] = metrics({u: [m for m, _ in v] for u, v in lists.items()})
+        log.info("%s %s: %s", study, name, figures[name]["ndcg@10"])
+        record["studies"][study] = {"options": figures}
+        _progress(on_progress, record)
+    best = _best({name: values["ndcg@10"] for name, values in figures.items()})
+    chosen = dict(options[best])
+    record["studies"][study] = {
+        "measures": measures,
+        "options": figures,
+        "chosen": best,
+        "default_is_chosen": all(getattr(default, k) == v for k, v in chosen.items()),
+    }
+    return chosen
 
 
 def _progress(callback: Callable[[dict[str, Any]], None] | None, record: dict[str, Any]) -> None:

@@ -130,7 +130,7 @@ def _itemcf_step(overrides: dict[str, object]) -> Step:
 
         dataset: MovieLens = ctx.state["dataset"]
         started = time.perf_counter()
-        runtime = ItemCFRuntime.fit(ctx.state["train"], dataset.movies["movie_id"], config)
+        runtime = ItemCFRuntime.fit(ctx.state["train"], dataset.movies["movie_id"].tolist(), config)
         runtime.save(ctx.out_dir / "itemcf")
         return StepOutput(
             ["itemcf"],

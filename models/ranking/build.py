@@ -92,9 +92,8 @@ def fit_retrieval(ratings: pd.DataFrame, dataset: MovieLens, rconfig: Any) -> An
 
     if _FIT_CACHE is None:
         return train_retrieval(ratings, dataset.movies, dataset.users, rconfig)
-    digest = hashlib.sha256(
-        pd.util.hash_pandas_object(ratings[["user_id", "movie_id"]], index=False).to_numpy()
-    )
+    rows = pd.util.hash_pandas_object(ratings[["user_id", "movie_id"]], index=False)
+    digest = hashlib.sha256(rows.to_numpy().tobytes())
     digest.update(json.dumps(rconfig.to_dict(), sort_keys=True, default=str).encode())
     key = digest.hexdigest()
     if key not in _FIT_CACHE:
