@@ -234,7 +234,32 @@ def tuning_record(out_dir: Path, variant: str) -> dict[str, Any]:
     record = json.loads(path.read_text())
     if record.get("variant") != variant:
         return {"status": f"{path} is for {record.get('variant')!r}, not {variant!r}"}
+    for study, result in record.get("studies", {}).items():
+        if "chosen" in result:
+            result["default_is_chosen_when_tuned"] = result.get("default_is_chosen")
+            result["default_is_chosen"] = defaults_are_chosen(study, result["chosen"], record)
     return dict(record)
+
+
+def defaults_are_chosen(study: str, chosen: str, record: Mapping[str, Any]) -> bool | None:
+    """Whether the code's defaults now (what `make eval` measures) are the study's choice
+    (None: the option is no longer defined)."""
+    from models.itemcf.similarity import ItemCFConfig
+    from models.ranking.config import RankerConfig
+    from models.retrieval.config import RetrievalConfig
+
+    if study == "retrieval" and chosen in retrieval_options():
+        default = RetrievalConfig()
+        return all(getattr(default, k) == v for k, v in retrieval_options()[chosen].items())
+    if study == "itemcf" and chosen in itemcf_options():
+        default_cf = ItemCFConfig()
+        return all(getattr(default_cf, k) == v for k, v in itemcf_options()[chosen].items())
+    if study == "ranker" and chosen in ranker_options():
+        cf_choice = record.get("studies", {}).get("itemcf", {}).get("chosen")
+        itemcf = itemcf_options().get(cf_choice, {}) if cf_choice else {}
+        base = RankerConfig()
+        return _same_ranker(base, base.replace(itemcf=itemcf, **ranker_options()[chosen]))
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
