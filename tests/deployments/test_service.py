@@ -100,7 +100,10 @@ def _setup() -> tuple[RecommendService, Retrieval, Content, Features, Ranking]:
     retrieval, content, ranking = Retrieval(), Content(), Ranking()
     features = Features(content)
     service = RecommendService(Stages(retrieval, content, features, ranking), CATALOG, "v1")
-    config = ControllerConfig.model_validate({"rules": {"genre_cap": 0}})
+    # the two-source flow (the item-to-item source has its own test below)
+    config = ControllerConfig.model_validate(
+        {"rules": {"genre_cap": 0}, "candidates": {"itemcf": 0}}
+    )
     service.configure(config)
     return service, retrieval, content, features, ranking
 
