@@ -61,7 +61,7 @@ def ablation(
         return metrics_dict(ranking_metrics(rank(candidates), relevant, k))
 
     everything = metrics(build_candidates(users, sources, seen, config))
-    used = [name for name, n in config.counts.items() if n > 0 and name in sources]
+    used = [name for name, n in config.counts.items() if n > 0 and sources.get(name)]
     without = {
         name: metrics(
             build_candidates(users, {s: v for s, v in sources.items() if s != name}, seen, config)

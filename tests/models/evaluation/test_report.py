@@ -40,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 METRICS = {"precision@10", "recall@10", "ndcg@10", "map@10"}
 RETRIEVAL = {"epochs": 1, "embedding_dim": 8, "id_embedding_dim": 8, "batch_size": 256}
 RANKER = RankerConfig(
-    candidates=CandidateConfig(retrieval_n=30, content_n=10, n_seeds=3, max_ranked=40),
+    candidates=CandidateConfig(retrieval_n=30, content_n=10, itemcf_n=0, n_seeds=3, max_ranked=40),
     retrieval=RETRIEVAL,
     hidden_dims=(8,),
     epochs=1,
