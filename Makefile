@@ -31,9 +31,9 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RAY_DASHBOARD_HOST := 127.0.0.1
 
-.PHONY: help install data artifacts eval eval-served bench bench-scale scann-venv run serve stop \
-        redis-start redis-stop s3-start s3-env s3-stop test test-unit lint format monitor prometheus \
-        nftables clean
+.PHONY: help install data artifacts eval tune eval-served bench bench-scale scann-venv run serve \
+        stop redis-start redis-stop s3-start s3-env s3-stop test test-unit lint format monitor \
+        prometheus nftables clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ artifacts: $(STAMP) ## Build all artifacts (MODE=eval|full) and load them into R
 
 eval: $(STAMP) ## Offline quality of every stage (eval artifacts, built if missing) -> benchmarks/results/quality.json + .png.
 	$(BIN)/python -m models.evaluation --variant $(DATASET)
+
+tune: $(STAMP) ## Choose the defaults on a validation split carved from the training split -> benchmarks/results/tuning.json (make eval embeds it).
+	$(BIN)/python -m models.evaluation.tuning --variant $(DATASET)
 
 bench: $(STAMP) nftables ## Load benchmark: Serve app vs single-process monolith, concurrency 1/4/16/32 -> benchmarks/results/load.json + .png, README tables.
 	$(BIN)/python -m movierec.redis_server start

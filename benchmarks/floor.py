@@ -72,6 +72,10 @@ class _RecordedRetrieval:
         self._recorder.note("retrieval.candidates", lambda: self._inner.candidates(user_id, n))
         return await self._inner.candidates(user_id, n)
 
+    async def related(self, user_id: int, n: int) -> ScoredMovies:
+        self._recorder.note("retrieval.related", lambda: self._inner.related(user_id, n))
+        return await self._inner.related(user_id, n)
+
 
 class _RecordedContent:
     def __init__(self, inner: ContentStage, recorder: Recorder) -> None:

@@ -17,7 +17,7 @@ from movierec.candidates import Candidate, merge_candidates
 from movierec.payloads import RankQuery, ScoredMovies, UserProfile
 from movierec.ranking_inputs import candidate_columns
 from movierec.rules import filter_items
-from movierec.stages import CONTENT, POPULAR, RETRIEVAL, SOURCES
+from movierec.stages import CONTENT, ITEMCF, POPULAR, RETRIEVAL, SOURCES
 
 SourceList = list[tuple[int, float]]
 """(movie_id, score), best first."""
@@ -28,6 +28,7 @@ def source_lists(
     content: ScoredMovies | None,
     seen: frozenset[int],
     popular: SourceList,
+    itemcf: ScoredMovies | None = None,
 ) -> dict[str, SourceList]:
     """The candidate lists to merge.
 
@@ -36,12 +37,16 @@ def source_lists(
         content: The content source's answer, already without seen movies (None: failed).
         seen: The user's seen movies (dropped from retrieval's list).
         popular: The popular list, merged in when a source failed or nothing was proposed.
+        itemcf: The item-to-item source's answer, already without the movies it knows the
+            user saw (None: it failed; empty: not asked).
     """
     lists: dict[str, SourceList] = {}
     if retrieved is not None:
         lists[RETRIEVAL] = [(m, s) for m, s in retrieved.pairs() if m not in seen]
     if content is not None and len(content):
         lists[CONTENT] = list(content.pairs())
+    if itemcf is not None and len(itemcf):
+        lists[ITEMCF] = [(m, s) for m, s in itemcf.pairs() if m not in seen]
     if retrieved is None or content is None or not lists:
         lists[POPULAR] = popular
     return lists

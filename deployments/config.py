@@ -25,7 +25,7 @@ from movierec.layout import ArtifactLayout, Mode
 from movierec.redis_url import mask_url, resolve_redis_url
 from movierec.rules import RuleConfig
 from movierec.settings import get_settings
-from movierec.stages import CONTENT, POPULAR, RETRIEVAL, SOURCES
+from movierec.stages import CONTENT, ITEMCF, POPULAR, RETRIEVAL, SOURCES
 from movierec.storage import ArtifactSource, StoreURI, current_layout
 
 logger = logging.getLogger(__name__)
@@ -112,14 +112,19 @@ class CandidateCounts(_Strict):
         retrieval: Movies asked from the two-tower model (seen ones are dropped afterwards,
             so ask generously; clipped to the exported K).
         content: Unseen movies asked from the content source.
+        itemcf: Unseen movies asked from the item-to-item source (served by Retrieval).
         popular: Popular movies merged in when a source failed, or to fill a short list.
-        max_ranked: At most this many filtered candidates (best merged first) are ranked.
+        max_ranked: At most this many filtered candidates (best merged first) are ranked;
+            the default is the whole union of the three sources, so the fusion weights do
+            not decide what the ranker sees (the ranker learned the fusion from its
+            training lists, made with these same counts: `deployments.candidate_check`).
     """
 
     retrieval: int = Field(default=200, ge=0, le=2000)
     content: int = Field(default=50, ge=0, le=1000)
+    itemcf: int = Field(default=100, ge=0, le=2000)
     popular: int = Field(default=100, ge=0, le=2000)
-    max_ranked: int = Field(default=100, ge=1, le=2000)
+    max_ranked: int = Field(default=350, ge=1, le=2000)
 
 
 class RulesSettings(_Strict):
@@ -157,6 +162,7 @@ class StageTimeouts(_Strict):
         total: The whole recommendation request's budget.
         reserve: Kept back from every stage deadline for merging, rules and the response.
         retrieval: Two-tower retrieval.
+        itemcf: The item-to-item source (a call to the Retrieval deployment).
         features: The user's features (the seen list and the ranker's user features).
         content: The content source (the user's liked movies, then a KNN).
         ranking: The batched ranker (with the candidates' movie features it reads).
@@ -167,6 +173,7 @@ class StageTimeouts(_Strict):
     total: float = Field(default=0.150, gt=0.0, le=60.0)
     reserve: float = Field(default=0.005, ge=0.0, le=1.0)
     retrieval: float = Field(default=0.060, gt=0.0, le=60.0)
+    itemcf: float = Field(default=0.060, gt=0.0, le=60.0)
     features: float = Field(default=0.060, gt=0.0, le=60.0)
     content: float = Field(default=0.060, gt=0.0, le=60.0)
     ranking: float = Field(default=0.080, gt=0.0, le=60.0)
@@ -226,7 +233,7 @@ class ControllerConfig(_Strict):
     model_version: str = Field(default="", max_length=200)
     candidates: CandidateCounts = CandidateCounts()
     weights: dict[str, float] = Field(
-        default_factory=lambda: {RETRIEVAL: 1.0, CONTENT: 1.0, POPULAR: 0.25}
+        default_factory=lambda: {RETRIEVAL: 1.0, CONTENT: 1.0, ITEMCF: 1.0, POPULAR: 0.25}
     )
     rules: RulesSettings = RulesSettings()
     timeouts: StageTimeouts = StageTimeouts()

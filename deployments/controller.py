@@ -16,6 +16,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.api import create_app
+from deployments.candidate_check import check_candidates
 from deployments.catalog import Catalog
 from deployments.config import ControllerConfig, ServingContext
 from deployments.observability.backends import RayServeBackend
@@ -51,6 +52,7 @@ class Controller:
         """
         self._policy = SecurityPolicy.from_settings()  # refuses an insecure production setup
         catalog = Catalog.load(context.layout.catalog_dir)
+        self._ranking_dir = context.layout.ranking_dir
         self._metrics = ServingMetrics(RayServeBackend(), catalog)
         self._service = RecommendService(
             handles_for(retrieval, content, features, ranking),
@@ -73,6 +75,7 @@ class Controller:
         """Applies the `user_config` (`ControllerConfig`) without a restart."""
         validated = ControllerConfig.model_validate(config or {})
         self._service.configure(validated)
+        self._service.candidate_problems = check_candidates(validated, self._ranking_dir)
         self._metrics.set_coverage_window(validated.monitoring.coverage_window_s)
 
 

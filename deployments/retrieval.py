@@ -1,4 +1,5 @@
-"""Retrieval deployment: the two-tower model, a user in, the top-N movies out.
+"""Retrieval deployment: the two-tower model, a user in, the top-N movies out; and the
+item-to-item source (`related`, stage name `itemcf`) of the same tree.
 
 A thin Serve wrapper around `models.retrieval.runtime.RetrievalRuntime` (the SavedModel of
 `retrieval/`, loaded with `tf.saved_model.load` at replica start, no TF Serving, doing an
@@ -88,6 +89,17 @@ class Retrieval:
         assert runtime is not None  # `candidates` checked it; a reload only replaces it
         return runtime.candidates_many(queries)
 
+    async def related(self, user_id: int, n: int) -> ScoredMovies:
+        """The user's top-`n` unseen movies of the item-to-item source (`n` clipped to
+        `max_n`); empty when the artifacts tree has no such source.
+
+        Raises:
+            StageUnavailableError: The models are not loaded.
+        """
+        await self._faults.apply("related")
+        runtime = await self._model.get()
+        return runtime.related(user_id, min(int(n), self._settings.max_n))
+
     async def health(self) -> dict[str, Any]:
         """Stage health (cheap: no model call)."""
         runtime = self._model.current if await self._model.ready() else None
@@ -103,6 +115,7 @@ class Retrieval:
             tf_threads=list(self._threads),
             max_n=self._settings.max_n,
             **batching.describe(self._candidates_batch),
+            itemcf=None if runtime.itemcf is None else runtime.itemcf.describe(),
         )
 
     async def check_health(self) -> None:

@@ -24,7 +24,7 @@ RECOMMENDATION_PARAMS = frozenset({"k", "genres", "exclude", "year_min", "year_m
 SIMILAR_PARAMS = frozenset({"k"})
 NO_PARAMS: frozenset[str] = frozenset()
 
-StageName = Literal["retrieval", "content", "features", "ranking"]
+StageName = Literal["retrieval", "content", "itemcf", "features", "ranking"]
 
 FallbackReason = Literal[
     "timeout", "unavailable", "overloaded", "error", "no_budget", "skipped", "bad_output"

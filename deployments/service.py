@@ -2,7 +2,8 @@
 
 `RecommendService.recommend(request)`, at most two stage calls in sequence:
 
-1. concurrently: retrieval(user), content(user) and features(user); the content source reads
+1. concurrently: retrieval(user), content(user), itemcf(user) (the item-to-item source,
+   served by the Retrieval deployment) and features(user); the content source reads
    the user's liked movies itself, so nothing waits for the user's features but ranking;
 2. an unknown user (no features) gets the popular, genre-diverse cold-start list;
 3. assemble (`deployments.assembly`): merge the sources' lists, filter (seen, the request's
@@ -15,7 +16,8 @@ is made once more if its replica died under it (all stage calls are reads); a st
 fails, is late, or that the budget no longer allows is recorded in `fallbacks` and the
 request goes on without it (`degraded: true`). The fallback ladder:
 
-* retrieval or content fails: the other source plus the in-memory popularity list;
+* retrieval or content fails: the other sources plus the in-memory popularity list;
+* itemcf fails: the other sources;
 * the user's features fail (typically Redis is down): no seen list, so the popular,
   genre-diverse list from memory (retrieval, content and ranking `skipped`);
 * ranking fails (or cannot read the candidates' movie features): merged-score order;
@@ -60,7 +62,7 @@ from deployments.stages import Stages
 from movierec.manifest import Manifest
 from movierec.payloads import ScoredMovies, UserProfile
 from movierec.rules import apply_post_rules
-from movierec.stages import CONTENT, FEATURES, POPULAR, RANKING, RETRIEVAL
+from movierec.stages import CONTENT, FEATURES, ITEMCF, POPULAR, RANKING, RETRIEVAL
 
 
 class RequestObserver(Protocol):
@@ -114,6 +116,8 @@ class RecommendService:
         self._default_version = default_version
         self._observer = observer
         self._failures = FailureLog()
+        self.candidate_problems: list[str] = []
+        """How the candidate settings differ from the ranker's (`deployments.candidate_check`)."""
         self.configure(ControllerConfig())
 
     @property
@@ -168,7 +172,17 @@ class RecommendService:
                 retry_on=replica_lost,
             )
 
-        sources = asyncio.gather(retrieve(), content())
+        async def related() -> ScoredMovies | StageFailure:
+            if counts.itemcf == 0:
+                return ScoredMovies.empty()
+            return await caller.ask(
+                ITEMCF,
+                lambda: stages.retrieval.related(user_id, counts.itemcf),
+                timeouts.itemcf,
+                retry_on=replica_lost,
+            )
+
+        sources = asyncio.gather(retrieve(), content(), related())
         profile = await caller.ask(
             FEATURES, lambda: stages.features.user(user_id), timeouts.features, replica_lost
         )
@@ -178,10 +192,11 @@ class RecommendService:
                 await sources
             if profile is None:  # a user the store does not know: cold start
                 return self._popular_answer(request, trace, cold_start=True)
-            for stage in (RETRIEVAL, CONTENT, RANKING):  # no seen list: the popular list
+            asked = (RETRIEVAL, CONTENT, ITEMCF) if counts.itemcf else (RETRIEVAL, CONTENT)
+            for stage in (*asked, RANKING):  # no seen list: the popular list
                 trace.skip(stage)
             return self._popular_answer(request, trace, cold_start=False)
-        retrieved, similar = await sources
+        retrieved, similar, cooccurring = await sources
 
         seen = profile.seen
         popular = [
@@ -192,6 +207,7 @@ class RecommendService:
             None if isinstance(similar, StageFailure) else similar,
             seen,
             popular,
+            None if isinstance(cooccurring, StageFailure) else cooccurring,
         )
         merged, candidates = select_candidates(
             self.catalog, lists, config.weights, seen, request, counts.max_ranked
@@ -289,7 +305,7 @@ class RecommendService:
         )
         stages: dict[str, StageHealth] = {
             "controller": StageHealth(
-                status="ok",
+                status="degraded" if self.candidate_problems else "ok",
                 pid=os.getpid(),
                 detail={
                     "movies": len(self.catalog),
@@ -297,6 +313,10 @@ class RecommendService:
                     "model_version": self.model_version,
                     "genre_cap": self._rules.genre_cap,
                     "genre_window": self._rules.genre_window,
+                    "candidates": {
+                        "match_ranker": not self.candidate_problems,
+                        "mismatch": self.candidate_problems,
+                    },
                 },
             )
         }

@@ -34,6 +34,11 @@ class RetrievalStage(Protocol):
         """The user's top-`n` movies by model score, best first (seen ones included)."""
         ...
 
+    async def related(self, user_id: int, n: int) -> ScoredMovies:
+        """The user's top-`n` unseen movies of the item-to-item source (stage `itemcf`),
+        best first; empty for a user it does not know."""
+        ...
+
     async def health(self) -> HealthPayload:
         """Cheap status of the replica (no model call)."""
         ...
@@ -143,6 +148,10 @@ class RetrievalHandle(_Handle):
 
     async def candidates(self, user_id: int, n: int) -> ScoredMovies:
         result: ScoredMovies = await _answer(self._handle.candidates.remote(user_id, n))
+        return result
+
+    async def related(self, user_id: int, n: int) -> ScoredMovies:
+        result: ScoredMovies = await _answer(self._handle.related.remote(user_id, n))
         return result
 
 

@@ -66,6 +66,11 @@ class ArtifactLayout:
         return self.root / "content"
 
     @property
+    def itemcf_dir(self) -> Path:
+        """Item-to-item neighbours (`neighbours.npz`), movie ids and users' histories."""
+        return self.root / "itemcf"
+
+    @property
     def features_dir(self) -> Path:
         """Feast offline-store parquet sources and the Feast registry."""
         return self.root / "features"

@@ -13,6 +13,10 @@ RETRIEVAL: Final = "retrieval"
 """Two-tower retrieval: the user's top movies over the whole catalog."""
 CONTENT: Final = "content"
 """Content vectors: movies whose text embeddings lie near the user's liked movies (Redis KNN)."""
+ITEMCF: Final = "itemcf"
+"""Item-to-item collaborative filtering: movies most similar, by who watched them together,
+to the movies the user rated (served by the Retrieval deployment, next to the two-tower
+model)."""
 FEATURES: Final = "features"
 """The user's online features (Feast, Redis)."""
 RANKING: Final = "ranking"
@@ -24,7 +28,7 @@ STAGES: Final[tuple[str, ...]] = (RETRIEVAL, CONTENT, FEATURES, RANKING)
 POPULAR: Final = "popular"
 """The in-memory popularity list: a candidate source that is no stage (fallback and filler)."""
 
-SOURCES: Final[tuple[str, ...]] = (RETRIEVAL, CONTENT, POPULAR)
+SOURCES: Final[tuple[str, ...]] = (RETRIEVAL, CONTENT, ITEMCF, POPULAR)
 """Candidate sources, in merge order (the order `Candidate.sources` reports them)."""
 
 LIKED_MOVIE_IDS: Final = "liked_movie_ids"

@@ -19,6 +19,7 @@ OTHER = "other"
 STAGES: tuple[str, ...] = (
     "retrieval",
     "content",
+    "itemcf",
     "features",
     "ranking",
     "rules",

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ranking-dir", type=Path, default=None, help="evaluate this ranker instead"
     )
+    parser.add_argument(
+        "--no-temporal", action="store_true", help="skip the temporal leave-last-out protocol"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             k=args.k,
             build_missing=not args.no_build,
             ranking_dir=args.ranking_dir,
+            temporal=not args.no_temporal,
         )
         report = evaluate(options)
         json_path, png_path = write_report(report, options.out_dir)
@@ -73,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     recall_key = next(key for key in report if key.startswith("candidate_recall@"))
     print(f"{recall_key}: {report[recall_key]:.4f}")
+    gains = report["ablation"].get(f"gain_ndcg@{k}", {})
+    print(
+        "ablation (nDCG gain of each source): "
+        + ", ".join(f"{s} {g:+.4f}" for s, g in gains.items())
+    )
+    if "temporal" in report:
+        systems = report["temporal"]["systems"]
+        print(
+            "temporal leave-last-out nDCG: "
+            + ", ".join(f"{name} {values[f'ndcg@{k}']:.4f}" for name, values in systems.items())
+        )
     print(f"wrote {json_path} and {png_path}")
     return 0
 

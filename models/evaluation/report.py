@@ -9,8 +9,10 @@ Systems, each served the way production serves it:
 
 * popularity - the most-rated training movies (baseline);
 * retrieval  - the exported two-tower SavedModel's top list, seen movies dropped;
-* content        - Redis vector search (the content index loaded as serving loads it) for the
+* content    - Redis vector search (the content index loaded as serving loads it) for the
                user's top-liked seeds;
+* itemcf     - the item-to-item source (`models.itemcf.runtime`, as the Retrieval
+               deployment serves it): unseen movies most similar to the user's;
 * merged     - both candidate lists merged by `movierec.candidates.merge_candidates`
                (reciprocal-rank fusion) in merged order, cut to `max_ranked`;
 * ranked     - the merged candidates re-ordered by the exported ranker SavedModel (reloaded
@@ -18,7 +20,11 @@ Systems, each served the way production serves it:
                Feast features as the online store serves them (the newest snapshot).
 
 `served_with_rules` also reports the ranked lists after the Controller's post-rules
-(`movierec.rules.apply_post_rules`, default genre cap).
+(`movierec.rules.apply_post_rules`, default genre cap). `ablation` ranks again without each
+candidate source (the same ranker, that source's list left out, as when it fails in
+serving): a source earns its place when `ranked` beats `ranked` without it. `tuning` is the
+record of the choices made on the validation split (`models.evaluation.tuning`, never the
+test split), and `temporal` the second protocol (`models.evaluation.temporal`).
 
 Writes `quality.json` and `quality.png` (bar plot) to the output directory.
 """
@@ -47,7 +53,7 @@ log = logging.getLogger(__name__)
 
 QUALITY_JSON = "quality.json"
 QUALITY_PNG = "quality.png"
-SYSTEMS: tuple[str, ...] = ("popularity", "retrieval", "content", "merged", "ranked")
+SYSTEMS: tuple[str, ...] = ("popularity", "retrieval", "content", "itemcf", "merged", "ranked")
 REQUIRED_STEPS: tuple[str, ...] = ("splits", "retrieval", "content", "features", "ranking")
 
 ANCHORS: dict[str, Any] = {
@@ -83,6 +89,7 @@ class EvalOptions:
         ranking_dir: Evaluate this ranker instead of the tree's `ranking/` (experiments).
         redis_url: The Redis for vector search; None: `REDIS_URL`, else the embedded Redis
             (started if needed).
+        temporal: Also report the temporal leave-last-out protocol (`temporal`).
     """
 
     variant: str
@@ -92,6 +99,7 @@ class EvalOptions:
     build_missing: bool = True
     ranking_dir: Path | None = None
     redis_url: str | None = None
+    temporal: bool = True
 
 
 def metrics_dict(metrics: RankingMetrics) -> dict[str, float]:
@@ -182,6 +190,7 @@ def standalone_ranker(layout: Any, manifest: Any, dataset: Any, train: pd.DataFr
         layout.retrieval_dir,
         layout.content_dir,
         layout.features_dir,
+        itemcf_dir=layout.itemcf_dir,
     )
     meta = json.loads((staging / METADATA_FILE).read_text())
     meta["inputs"] = inputs
@@ -248,27 +257,41 @@ def redis_content_lists(
     return content_lists(table)
 
 
-def ranked_lists(
-    ranking_dir: Path, features_dir: Path, candidates: Mapping[int, Sequence[Any]]
-) -> tuple[dict[int, list[int]], dict[tuple[int, int], float]]:
-    """Candidates re-ordered by the ranker SavedModel, with served (newest) Feast features.
-
-    Returns:
-        (user -> ranked movie ids, (user, movie) -> score).
-    """
+def served_features(features_dir: Path, candidates: Mapping[int, Sequence[Any]]) -> pd.DataFrame:
+    """Every candidate's Feast features as the online store serves them (newest snapshot)."""
     from models.ranking.candidates import candidate_table
     from models.ranking.features import features_as_of, latest_snapshot, offline_store
-    from models.ranking.runtime import load_ranker
-    from models.ranking.scoring import rank_candidates
 
-    ranker = load_ranker(ranking_dir)
     work = Path(tempfile.mkdtemp(prefix="eval-feast-"))
     try:
         store = offline_store(features_dir, work)
         table = candidate_table(candidates)[["user_id", "movie_id"]]
-        features = features_as_of(store, table, latest_snapshot(features_dir))
+        return features_as_of(store, table, latest_snapshot(features_dir))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def ranked_lists(
+    ranking_dir: Path,
+    features_dir: Path,
+    candidates: Mapping[int, Sequence[Any]],
+    features: pd.DataFrame | None = None,
+) -> tuple[dict[int, list[int]], dict[tuple[int, int], float]]:
+    """Candidates re-ordered by the ranker SavedModel, with served (newest) Feast features.
+
+    Args:
+        features: The candidates' features when already read (`served_features` of these
+            candidates or of a superset); None reads them.
+
+    Returns:
+        (user -> ranked movie ids, (user, movie) -> score).
+    """
+    from models.ranking.runtime import load_ranker
+    from models.ranking.scoring import rank_candidates
+
+    ranker = load_ranker(ranking_dir)
+    if features is None:
+        features = served_features(features_dir, candidates)
     ranked, rows, scores = rank_candidates(ranker.score, ranker.spec, candidates, features)
     frame = rows.frame
     score_of = {
@@ -316,7 +339,16 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
     layout, manifest, built = timer.run("artifacts", lambda: ensure_artifacts(options))
 
     from models.data import load_dataset
-    from models.ranking.candidates import build_candidates, ranked_ids, retrieval_lists
+    from models.evaluation.ablation import ablation, itemcf_source_lists
+    from models.evaluation.tuning import tuning_record
+    from models.ranking.candidates import (
+        CONTENT,
+        ITEMCF,
+        RETRIEVAL,
+        build_candidates,
+        ranked_ids,
+        retrieval_lists,
+    )
     from models.ranking.config import RankerConfig
     from models.ranking.runtime import METADATA_FILE
 
@@ -358,13 +390,29 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
         "content", lambda: redis_content_lists(layout, manifest, train, cand, options.redis_url)
     )
     lists["content"] = {u: [m for m, _ in content.get(u, [])] for u in users}
-    candidates = timer.run("merge", lambda: build_candidates(users, retrieved, content, seen, cand))
+    related = timer.run("itemcf", lambda: itemcf_source_lists(layout.itemcf_dir, users, cand))
+    lists["itemcf"] = {u: [m for m, _ in related.get(u, [])] for u in users}
+    sources = {RETRIEVAL: retrieved, CONTENT: content, ITEMCF: related}
+    candidates = timer.run("merge", lambda: build_candidates(users, sources, seen, cand))
     lists["merged"] = ranked_ids(candidates)
+    features = timer.run("features", lambda: served_features(layout.features_dir, candidates))
     ranked, ranker_scores = timer.run(
-        "ranking", lambda: ranked_lists(ranking_dir, layout.features_dir, candidates)
+        "ranking", lambda: ranked_lists(ranking_dir, layout.features_dir, candidates, features)
     )
     lists["ranked"] = ranked
     served = with_rules(ranked, ranker_scores, dataset.movies, k)
+    ablated = timer.run(
+        "ablation",
+        lambda: ablation(
+            users,
+            sources,
+            seen,
+            cand,
+            lambda c: ranked_lists(ranking_dir, layout.features_dir, c, features)[0],
+            relevant,
+            k,
+        ),
+    )
 
     systems = {name: metrics_dict(ranking_metrics(lists[name], relevant, k)) for name in SYSTEMS}
     recall_k = cand.max_ranked
@@ -388,18 +436,23 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
             "merged": candidate_recall(lists["merged"], relevant, recall_k),
             "retrieval": candidate_recall(lists["retrieval"], relevant, cand.retrieval_n),
             "content": candidate_recall(lists["content"], relevant, cand.content_n),
+            "itemcf": candidate_recall(lists["itemcf"], relevant, max(cand.itemcf_n, 1)),
         },
         "served_with_rules": metrics_dict(ranking_metrics(served, relevant, k)),
+        "ablation": ablated,
+        "tuning": tuning_record(options.out_dir, options.variant),
         "candidates": {
             "retrieval_n": cand.retrieval_n,
             "content_n": cand.content_n,
+            "itemcf_n": cand.itemcf_n,
+            "union": cand.union,
             "n_seeds": cand.n_seeds,
             "content_aggregation": cand.content_aggregation,
             "weights": cand.weights,
             "max_ranked": cand.max_ranked,
             "mean_list_length": float(np.mean([len(c) for c in candidates.values()])),
         },
-        "anchors": ANCHORS,
+        "anchors": ANCHORS if options.variant == "ml-100k" else {},
         "timings": {
             "eval_seconds": timer.seconds,
             "eval_total_seconds": round(time.perf_counter() - started, 1),
@@ -415,6 +468,14 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
             "ranker_loss": config.loss,
         },
     }
+    if options.temporal:
+        from models.evaluation.temporal import temporal_report
+
+        fingerprints = {name: rec.fingerprint for name, rec in manifest.steps.items()}
+        report["temporal"] = timer.run(
+            "temporal", lambda: temporal_report(options.variant, layout, fingerprints, k)
+        )
+        report["timings"]["eval_seconds"] = timer.seconds
     return report
 
 
@@ -455,7 +516,10 @@ def plot_report(report: Mapping[str, Any], path: Path) -> Path:
         values = [systems[name][metric] for name in names]
         bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * width, values, width, label=metric)
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
-    anchors = report.get("anchors", {}).get("systems", {})
+    # The published anchors were measured on ml-100k's stratified protocol only.
+    anchors = (
+        report.get("anchors", {}).get("systems", {}) if report.get("dataset") == "ml-100k" else {}
+    )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, (name, values) in enumerate(anchors.items()):
         if "ndcg@10" in values:

@@ -8,6 +8,7 @@ builds production artifacts from all ratings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ class BuildOptions:
         force: Rebuild every step.
         retrieval: Overrides of `RetrievalConfig` fields (e.g. {"epochs": 1} for tests).
         ranking: Overrides of `RankerConfig` fields (e.g. {"epochs": 1} for tests).
+        itemcf: Overrides of `ItemCFConfig` fields.
     """
 
     variant: str
@@ -43,6 +45,7 @@ class BuildOptions:
     force: bool = False
     retrieval: dict[str, object] = field(default_factory=dict)
     ranking: dict[str, object] = field(default_factory=dict)
+    itemcf: dict[str, object] = field(default_factory=dict)
 
 
 def _splits_step(layout: ArtifactLayout) -> Step:
@@ -117,6 +120,27 @@ def _retrieval_step(overrides: dict[str, object]) -> Step:
     )
 
 
+def _itemcf_step(overrides: dict[str, object]) -> Step:
+    from models.itemcf.similarity import ItemCFConfig
+
+    config = ItemCFConfig(**{**ItemCFConfig().to_dict(), **overrides})
+
+    def run(ctx: StepContext) -> StepOutput:
+        from models.itemcf.runtime import ItemCFRuntime
+
+        dataset: MovieLens = ctx.state["dataset"]
+        started = time.perf_counter()
+        runtime = ItemCFRuntime.fit(ctx.state["train"], dataset.movies["movie_id"].tolist(), config)
+        runtime.save(ctx.out_dir / "itemcf")
+        return StepOutput(
+            ["itemcf"],
+            {"seconds": round(time.perf_counter() - started, 1), **runtime.describe()},
+        )
+
+    # Built from the training split only, like the two-tower model.
+    return Step("itemcf", run, config.to_dict(), code=("models/itemcf",), depends_on=("splits",))
+
+
 CONTENT_THREADS = 2
 
 
@@ -184,6 +208,7 @@ def _ranking_step(overrides: dict[str, object]) -> Step:
             out / "content",
             out / "features",
             config,
+            itemcf_dir=out / "itemcf",
         )
         return StepOutput(["ranking"], metrics)
 
@@ -192,7 +217,7 @@ def _ranking_step(overrides: dict[str, object]) -> Step:
         run,
         asdict(config),
         code=("models/ranking", "movierec/candidates.py", "movierec/ranking_inputs.py"),
-        depends_on=("splits", "retrieval", "content", "features"),
+        depends_on=("splits", "retrieval", "itemcf", "content", "features"),
     )
 
 
@@ -202,6 +227,7 @@ def steps_for(layout: ArtifactLayout, options: BuildOptions) -> list[Step]:
         _splits_step(layout),
         _catalog_step(),
         _retrieval_step(options.retrieval),
+        _itemcf_step(options.itemcf),
         _content_step(),
         _features_step(),
         _ranking_step(options.ranking),

@@ -18,12 +18,14 @@ Steps (training split only; nothing here reads a test split):
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ from models.data import MovieLens
 from models.metrics.protocol import candidate_recall, items_by_user
 from models.metrics.ranking import ranking_metrics
 from models.ranking.candidates import (
+    CONTENT,
+    ITEMCF,
+    RETRIEVAL,
     build_candidates,
     content_lists,
     liked_seeds,
@@ -64,6 +69,62 @@ def retrieval_config(retrieval_dir: Path, overrides: Mapping[str, Any]) -> Any:
     meta_path = Path(retrieval_dir) / "metadata.json"
     base = json.loads(meta_path.read_text())["config"] if meta_path.exists() else {}
     return RetrievalConfig.from_dict({**RetrievalConfig().to_dict(), **base, **overrides})
+
+
+_FIT_CACHE: dict[str, Any] | None = None
+
+
+@contextlib.contextmanager
+def reuse_fit_retrieval() -> Iterator[None]:
+    """Within the block, fit-part retrieval models are trained once per (ratings,
+    configuration) and reused (tuning runs build many rankers on the same fold)."""
+    global _FIT_CACHE
+    previous, _FIT_CACHE = _FIT_CACHE, {}
+    try:
+        yield
+    finally:
+        _FIT_CACHE = previous
+
+
+def fit_retrieval(ratings: pd.DataFrame, dataset: MovieLens, rconfig: Any) -> Any:
+    """`train_retrieval` on `ratings` (reused inside `reuse_fit_retrieval`)."""
+    from models.retrieval.train import train_retrieval
+
+    if _FIT_CACHE is None:
+        return train_retrieval(ratings, dataset.movies, dataset.users, rconfig)
+    rows = pd.util.hash_pandas_object(ratings[["user_id", "movie_id"]], index=False)
+    digest = hashlib.sha256(rows.to_numpy().tobytes())
+    digest.update(json.dumps(rconfig.to_dict(), sort_keys=True, default=str).encode())
+    key = digest.hexdigest()
+    if key not in _FIT_CACHE:
+        _FIT_CACHE[key] = train_retrieval(ratings, dataset.movies, dataset.users, rconfig)
+    return _FIT_CACHE[key]
+
+
+def itemcf_config(itemcf_dir: Path | None, overrides: Mapping[str, Any]) -> Any:
+    """The served item-to-item source's `ItemCFConfig` (its itemcf.json), with overrides."""
+    from models.itemcf.runtime import METADATA_FILE as ITEMCF_META
+    from models.itemcf.similarity import ItemCFConfig
+
+    meta_path = None if itemcf_dir is None else Path(itemcf_dir) / ITEMCF_META
+    base = json.loads(meta_path.read_text())["config"] if meta_path and meta_path.exists() else {}
+    return ItemCFConfig(**{**ItemCFConfig().to_dict(), **base, **overrides})
+
+
+def itemcf_lists(
+    ratings: pd.DataFrame, movie_ids: Sequence[int], users: Sequence[int], n: int, config: Any
+) -> dict[int, list[tuple[int, float]]]:
+    """Item-to-item lists (seen movies excluded) of `users` from a source fit on `ratings`."""
+    from models.itemcf.runtime import ItemCFRuntime
+
+    if n == 0:
+        return {}
+    runtime = ItemCFRuntime.fit(ratings, movie_ids, config)
+    tops = runtime.top_k(users, n)
+    return {
+        int(u): list(zip(ids.tolist(), scores.tolist(), strict=True))
+        for u, (ids, scores) in zip(users, tops, strict=True)
+    }
 
 
 def top_k_from_model(result: Any, users: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,14 +164,13 @@ def training_candidates(
     retrieval_dir: Path,
     content_dir: Path,
     config: RankerConfig,
+    itemcf_dir: Path | None = None,
 ) -> tuple[dict[int, list[Candidate]], dict[str, float]]:
     """Candidates of every user from a retrieval model trained on the fit part only."""
-    from models.retrieval.train import train_retrieval
-
     timings: dict[str, float] = {}
     started = time.perf_counter()
     rconfig = retrieval_config(retrieval_dir, config.retrieval)
-    result = train_retrieval(fit, dataset.movies, dataset.users, rconfig)
+    result = fit_retrieval(fit, dataset, rconfig)
     timings["fit_retrieval"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -119,7 +179,15 @@ def training_candidates(
     ids, scores = top_k_from_model(result, users, config.candidates.retrieval_n)
     retrieval = retrieval_lists(users, ids, scores, seen)
     content = exact_content_lists(content_dir, fit, config.candidates)
-    candidates = build_candidates(users, retrieval, content, seen, config.candidates)
+    related = itemcf_lists(
+        fit,
+        dataset.movies["movie_id"].tolist(),
+        users,
+        config.candidates.itemcf_n,
+        itemcf_config(itemcf_dir, config.itemcf),
+    )
+    sources = {RETRIEVAL: retrieval, CONTENT: content, ITEMCF: related}
+    candidates = build_candidates(users, sources, seen, config.candidates)
     timings["candidates"] = time.perf_counter() - started
     return candidates, timings
 
@@ -178,10 +246,13 @@ def prepare_fold(
     features_dir: Path,
     config: RankerConfig,
     fold: int = 0,
+    itemcf_dir: Path | None = None,
 ) -> TrainingData:
     """Steps 1-4 for one split: fit/label, fit-part candidates, labels, Feast features."""
     fit, label = split_fit_label(train, config.label_fraction, config.split_seed + fold)
-    candidates, timings = training_candidates(fit, dataset, retrieval_dir, content_dir, config)
+    candidates, timings = training_candidates(
+        fit, dataset, retrieval_dir, content_dir, config, itemcf_dir
+    )
     started = time.perf_counter()
     rows = labeled_rows(candidates, label, config.seed + fold)
     work = Path(tempfile.mkdtemp(prefix="ranker-feast-"))
@@ -206,10 +277,13 @@ def prepare_training_data(
     content_dir: Path,
     features_dir: Path,
     config: RankerConfig,
+    itemcf_dir: Path | None = None,
 ) -> list[TrainingData]:
     """Steps 1-4 for each of the `config.folds` splits."""
     return [
-        prepare_fold(train, dataset, retrieval_dir, content_dir, features_dir, config, fold)
+        prepare_fold(
+            train, dataset, retrieval_dir, content_dir, features_dir, config, fold, itemcf_dir
+        )
         for fold in range(config.folds)
     ]
 
@@ -330,6 +404,7 @@ def build_ranker(
     features_dir: Path,
     config: RankerConfig | None = None,
     verbose: int = 0,
+    itemcf_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Trains the ranker on the training split and writes it to `out_dir`.
 
@@ -343,6 +418,8 @@ def build_ranker(
         features_dir: The Feast parquet sources built from the same `train`.
         config: Hyperparameters; `RankerConfig()` by default.
         verbose: Keras verbosity.
+        itemcf_dir: The served item-to-item source (its configuration is reused for the
+            fit-part one); None: `ItemCFConfig` defaults.
 
     Returns:
         Metrics: validation quality (ranker, merged order, retrieval order) on held-out
@@ -350,7 +427,9 @@ def build_ranker(
     """
     config = config or RankerConfig()
     started = time.perf_counter()
-    data = prepare_training_data(train, dataset, retrieval_dir, content_dir, features_dir, config)
+    data = prepare_training_data(
+        train, dataset, retrieval_dir, content_dir, features_dir, config, itemcf_dir
+    )
     metrics = fit_and_export(data, dataset, Path(out_dir), config, verbose)
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
     meta_path = Path(out_dir) / METADATA_FILE

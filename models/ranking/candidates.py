@@ -20,10 +20,11 @@ import pandas as pd
 from models.content.offline import SeedPolicy, select_seeds
 from models.ranking.config import CandidateConfig
 from movierec.candidates import Candidate, merge_candidates
-from movierec.stages import CONTENT, RETRIEVAL, SOURCES
+from movierec.stages import CONTENT, ITEMCF, RETRIEVAL, SOURCES
 
 __all__ = [
     "CONTENT",
+    "ITEMCF",
     "RETRIEVAL",
     "SOURCES",
     "ScoredList",
@@ -103,8 +104,7 @@ def merge_user(
 
 def build_candidates(
     users: Iterable[int],
-    retrieval: Mapping[int, ScoredList],
-    content: Mapping[int, ScoredList],
+    sources: Mapping[str, Mapping[int, ScoredList]],
     seen: Mapping[int, Collection[int]],
     config: CandidateConfig,
 ) -> dict[int, list[Candidate]]:
@@ -112,17 +112,20 @@ def build_candidates(
 
     Args:
         users: Users to build lists for.
-        retrieval: User -> retrieval list (seen already dropped), best first.
-        content: User -> vector-search list, best first.
+        sources: Source name -> user -> that source's list (seen already dropped), best
+            first; each is cut to the source's count in `config` (a source missing here,
+            or with count 0, contributes nothing: the ablation of that source).
         seen: User -> seen movies.
-        config: Candidate settings (fusion weights, `max_ranked`).
+        config: Candidate settings (counts, fusion weights, `max_ranked`).
     """
+    counts = config.counts
     out: dict[int, list[Candidate]] = {}
     for user in users:
         user = int(user)
         lists = {
-            RETRIEVAL: retrieval.get(user, [])[: config.retrieval_n],
-            CONTENT: content.get(user, [])[: config.content_n],
+            name: sources[name].get(user, [])[: counts[name]]
+            for name in (RETRIEVAL, CONTENT, ITEMCF)
+            if name in sources and counts[name] > 0
         }
         out[user] = merge_user(lists, seen.get(user, ()), config)
     return out

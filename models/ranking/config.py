@@ -9,7 +9,10 @@ from models.ranking.features_catalog import (
     CANDIDATE_FEATURES,
     DEMOGRAPHIC_FEATURES,
     FEATURE_INPUTS,
+    GENRE_FEATURES,
+    ITEMCF_FEATURES,
     MOVIE_FEATURES,
+    USER_FEATURES,
 )
 
 Loss = Literal["bce", "softmax"]
@@ -32,7 +35,10 @@ class CandidateConfig:
         content_aggregation: How seed similarities combine ("sum" or "max").
         retrieval_weight: Reciprocal-rank-fusion weight of the retrieval list.
         content_weight: Reciprocal-rank-fusion weight of the vector-search list.
-        max_ranked: At most this many merged candidates (best merged first) are ranked.
+        itemcf_n: Unseen movies asked from the item-to-item source (0: not used).
+        itemcf_weight: Reciprocal-rank-fusion weight of the item-to-item list.
+        max_ranked: At most this many merged candidates (best merged first) are ranked;
+            at least `union` sends every candidate to the ranker.
     """
 
     retrieval_n: int = 200
@@ -42,11 +48,14 @@ class CandidateConfig:
     content_aggregation: Aggregation = "sum"
     retrieval_weight: float = 1.0
     content_weight: float = 1.0
-    max_ranked: int = 100
+    itemcf_n: int = 100
+    itemcf_weight: float = 1.0
+    max_ranked: int = 350
 
     def __post_init__(self) -> None:
-        if self.retrieval_n < 0 or self.content_n < 0 or self.retrieval_n + self.content_n == 0:
-            raise ValueError("retrieval_n and content_n must be >= 0, and not both 0")
+        counts = (self.retrieval_n, self.content_n, self.itemcf_n)
+        if min(counts) < 0 or sum(counts) == 0:
+            raise ValueError("retrieval_n, content_n and itemcf_n must be >= 0, not all 0")
         if self.n_seeds < 1 or self.max_ranked < 1:
             raise ValueError("n_seeds and max_ranked must be >= 1")
         if self.content_aggregation not in ("sum", "max"):
@@ -57,7 +66,21 @@ class CandidateConfig:
     @property
     def weights(self) -> dict[str, float]:
         """Source name -> fusion weight, as `merge_candidates` takes them."""
-        return {"retrieval": self.retrieval_weight, "content": self.content_weight}
+        return {
+            "retrieval": self.retrieval_weight,
+            "content": self.content_weight,
+            "itemcf": self.itemcf_weight,
+        }
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Source name -> candidates asked from it."""
+        return {"retrieval": self.retrieval_n, "content": self.content_n, "itemcf": self.itemcf_n}
+
+    @property
+    def union(self) -> int:
+        """The largest possible merged list (every source's candidates, none shared)."""
+        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,8 @@ class RankerConfig:
             ...), each with its own fit-part retrieval model; their rows are pooled.
         retrieval: Overrides of the fit-part retrieval model's `RetrievalConfig`; by default
             it is trained with the served retrieval model's configuration.
+        itemcf: Overrides of the fit-part item-to-item source's `ItemCFConfig`; by default
+            the served one's (its `itemcf.json`).
         feature_time: When (and from which snapshots) a training row's Feast features are
             read, always through the point-in-time join. "fit_end": snapshots built from the
             fit part only (the label part never enters a feature), every row read at the
@@ -109,12 +134,16 @@ class RankerConfig:
     split_seed: int = 7
     folds: int = 1
     retrieval: dict[str, Any] = field(default_factory=dict)
+    itemcf: dict[str, Any] = field(default_factory=dict)
     feature_time: FeatureTime = "fit_end"
     loss: Loss = "bce"
     features: tuple[str, ...] = (
         *CANDIDATE_FEATURES,
         *MOVIE_FEATURES,
         *DEMOGRAPHIC_FEATURES,
+        *USER_FEATURES,
+        *GENRE_FEATURES,
+        *ITEMCF_FEATURES,
     )
     hidden_dims: tuple[int, ...] = (64, 32)
     dropout: float = 0.1

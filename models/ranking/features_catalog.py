@@ -16,6 +16,9 @@ FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
     "retrieval_score": ("in_retrieval", "retrieval_score"),
     "content_score": ("in_content", "content_score"),
     "merged_score": ("merged_score",),
+    "in_itemcf": ("in_itemcf",),
+    "itemcf_log_rank": ("in_itemcf", "itemcf_rank"),
+    "itemcf_score": ("in_itemcf", "itemcf_score"),
     # movie (Feast movie_features / movie_metadata)
     "log_count": ("movie_rating_count",),
     "popularity_pct": ("movie_popularity_pct",),
@@ -53,6 +56,7 @@ MOVIE_FEATURES: tuple[str, ...] = (
     "rating_mean",
     "year",
 )
+ITEMCF_FEATURES: tuple[str, ...] = ("in_itemcf", "itemcf_log_rank", "itemcf_score")
 USER_FEATURES: tuple[str, ...] = ("user_log_count", "user_rating_mean")
 GENRE_FEATURES: tuple[str, ...] = ("genres", "genre_affinity", "genre_products")
 DEMOGRAPHIC_FEATURES: tuple[str, ...] = ("age", "gender", "occupation")

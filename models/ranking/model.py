@@ -53,18 +53,15 @@ def derived_features(inputs: Inputs, features: Sequence[str]) -> tf.Tensor:
 
 
 def _derive(name: str, x: Inputs) -> list[tf.Tensor]:
-    if name in ("in_retrieval", "in_content"):
+    if name in ("in_retrieval", "in_content", "in_itemcf"):
         return [_f(x[name])]
     if name == "in_both":
         return [_f(x["in_retrieval"]) * _f(x["in_content"])]
-    if name == "retrieval_log_rank":
-        return [_f(x["in_retrieval"]) * _log1p_pos(x["retrieval_rank"])]
-    if name == "content_log_rank":
-        return [_f(x["in_content"]) * _log1p_pos(x["content_rank"])]
-    if name == "retrieval_score":
-        return [_f(x["in_retrieval"]) * _f(x["retrieval_score"])]
-    if name == "content_score":
-        return [_f(x["in_content"]) * _f(x["content_score"])]
+    source, _, kind = name.partition("_")
+    if source in ("retrieval", "content", "itemcf") and kind == "log_rank":
+        return [_f(x[f"in_{source}"]) * _log1p_pos(x[f"{source}_rank"])]
+    if source in ("retrieval", "content", "itemcf") and kind == "score":
+        return [_f(x[f"in_{source}"]) * _f(x[f"{source}_score"])]
     if name == "merged_score":
         return [_f(x["merged_score"]) * 60.0]
     if name == "log_count":

@@ -14,7 +14,8 @@ class RetrievalConfig:
     """Everything that defines a training run of the two-tower model.
 
     The defaults are the configuration selected on a validation split of ml-100k (in-batch
-    softmax with logQ correction, 128-d linear towers over id + side-feature embeddings,
+    softmax with logQ correction, 64-d linear towers over id + side-feature embeddings (64 over
+    128 chosen by `make tune` on the validation split, `benchmarks/results/tuning.json`),
     dropout 0.3, L2 0.1, Adam 0.01 with cosine decay, 12 epochs; ~30 s on 2 CPU cores).
 
     Attributes:
@@ -64,8 +65,8 @@ class RetrievalConfig:
         inter_op_threads: TensorFlow inter-op threads (0: TensorFlow's default).
     """
 
-    embedding_dim: int = 128
-    id_embedding_dim: int = 128
+    embedding_dim: int = 64
+    id_embedding_dim: int = 64
     feature_embedding_dim: int = 16
     hidden_dims: tuple[int, ...] = ()
     use_user_id: bool = True

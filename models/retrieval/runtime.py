@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ import pandas as pd
 from models.tensorflow_env import configure_threads, tf
 from movierec.layout import ArtifactLayout
 from movierec.payloads import ScoredMovies
+
+if TYPE_CHECKING:
+    from models.itemcf.runtime import ItemCFRuntime
 
 SAVED_MODEL_DIR = "saved_model"
 METADATA_FILE = "metadata.json"
@@ -247,14 +250,22 @@ def load_retriever(
 class RetrievalRuntime:
     """The served retrieval model: user ids in, their top-k movies out.
 
+    Also serves the item-to-item source (`models.itemcf.runtime.ItemCFRuntime`) of the same
+    artifacts tree when it has one: both are collaborative models of the training
+    interactions, loaded and reloaded together.
+
     Attributes:
         retriever: The SavedModel.
         users: The side features fed with each user id.
+        itemcf: The item-to-item source (None: the tree has none).
     """
 
-    def __init__(self, retriever: Retriever, users: UserSideFeatures) -> None:
+    def __init__(
+        self, retriever: Retriever, users: UserSideFeatures, itemcf: ItemCFRuntime | None = None
+    ) -> None:
         self.retriever = retriever
         self.users = users
+        self.itemcf = itemcf
 
     @classmethod
     def load(
@@ -269,8 +280,17 @@ class RetrievalRuntime:
             intra_op_threads: TensorFlow intra-op threads (see `load_retriever`).
             inter_op_threads: TensorFlow inter-op threads.
         """
+        from models.itemcf.runtime import METADATA_FILE as ITEMCF_META
+        from models.itemcf.runtime import ItemCFRuntime
+
         retriever = load_retriever(layout.retrieval_dir, intra_op_threads, inter_op_threads)
-        runtime = cls(retriever, UserSideFeatures.load(layout.retrieval_dir, layout.features_dir))
+        itemcf = (
+            ItemCFRuntime.load(layout.itemcf_dir)
+            if (layout.itemcf_dir / ITEMCF_META).exists()
+            else None
+        )
+        users = UserSideFeatures.load(layout.retrieval_dir, layout.features_dir)
+        runtime = cls(retriever, users, itemcf)
         runtime.top_k([0], 1)  # warm-up: the first call traces the signature
         return runtime
 
@@ -316,6 +336,13 @@ class RetrievalRuntime:
             for row, i in enumerate(asked):
                 out[i] = ScoredMovies(ids[row, : sizes[i]], scores[row, : sizes[i]])
         return out
+
+    def related(self, user_id: int, n: int) -> ScoredMovies:
+        """One user's top-`n` unseen movies of the item-to-item source (none for n <= 0,
+        a user it does not know, or a tree without the source)."""
+        if n <= 0 or self.itemcf is None:
+            return ScoredMovies.empty()
+        return self.itemcf.candidates(user_id, int(n))
 
 
 def measure_latency(

@@ -128,7 +128,9 @@ def test_serving_context_hides_the_redis_password() -> None:
 def test_controller_config_defaults_and_validation() -> None:
     config = ControllerConfig()
     assert config.rules.to_rule_config() == RuleConfig()
-    assert config.candidates.retrieval > config.candidates.max_ranked
+    counts = config.candidates
+    # the whole candidate union reaches the ranker (learned fusion, not an RRF cut)
+    assert counts.max_ranked >= counts.retrieval + counts.content + counts.itemcf
     parsed = ControllerConfig.model_validate(
         {"rules": {"genre_cap": 1, "promoted_ids": [5, 7], "promoted_boost": 0.5}}
     )
@@ -160,3 +162,18 @@ def test_stage_settings_reject_out_of_range_values() -> None:
     ):
         with pytest.raises(ValidationError):
             model.model_validate(bad)
+
+
+def test_served_candidate_settings_are_the_rankers_training_settings() -> None:
+    from dataclasses import asdict
+
+    from deployments.candidate_check import candidate_mismatch
+    from models.ranking.config import RankerConfig
+
+    trained = asdict(RankerConfig().candidates)
+    config = yaml.safe_load(CONFIG_FILE.read_text())
+    (app,) = config["applications"]
+    controller = next(d for d in app["deployments"] if d["name"] == "Controller")
+    served = ControllerConfig.model_validate(controller["user_config"])
+    assert candidate_mismatch(served, trained) == []
+    assert candidate_mismatch(ControllerConfig(), trained) == []

@@ -66,6 +66,25 @@ def test_candidates_are_the_runtimes_top_n(
     assert detail["k"] == runtime.k and detail["known_users"] == len(runtime.users) > 0
     assert detail["artifacts"] == tiny.layout.root.resolve().name and detail["error"] is None
     assert detail["max_n"] == 5 and detail["model_version"] == "" and detail["faults"] is None
+    assert detail["itemcf"]["movies"] > 0 and detail["itemcf"]["method"] == "ease"
+
+
+def test_related_is_the_item_to_item_runtimes_unseen_top_n(
+    built: TinyStage, loop: asyncio.AbstractEventLoop
+) -> None:
+    from models.itemcf.runtime import ItemCFRuntime
+
+    tiny = built.artifacts
+    stage = RetrievalClass(built.context, *tf_threads())
+    loop.run_until_complete(stage.reconfigure({}))
+    user = int(tiny.train["user_id"].iloc[0])
+    got = loop.run_until_complete(stage.related(user, 20))
+    want = ItemCFRuntime.load(tiny.layout.itemcf_dir).candidates(user, 20)
+    assert len(got) == 20
+    np.testing.assert_array_equal(got.movie_ids, want.movie_ids)
+    seen = set(tiny.train.loc[tiny.train["user_id"] == user, "movie_id"].tolist())
+    assert not seen & set(got.movie_ids.tolist())
+    assert len(loop.run_until_complete(stage.related(10**9, 20))) == 0  # unknown user
     loop.run_until_complete(stage.check_health())
 
 

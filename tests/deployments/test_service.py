@@ -35,6 +35,11 @@ class Retrieval:
             raise self.fail
         return ScoredMovies.of([2, 3, 5, 7, 9][:n], [5.0, 4.0, 3.0, 2.0, 1.0][:n])
 
+    async def related(self, user_id: int, n: int) -> ScoredMovies:
+        if self.fail:
+            raise self.fail
+        return ScoredMovies.of([11, 13][:n], [0.5, 0.25][:n])
+
     async def health(self) -> HealthPayload:
         return {"status": "ok", "pid": 1, "detail": {}}
 
@@ -95,7 +100,10 @@ def _setup() -> tuple[RecommendService, Retrieval, Content, Features, Ranking]:
     retrieval, content, ranking = Retrieval(), Content(), Ranking()
     features = Features(content)
     service = RecommendService(Stages(retrieval, content, features, ranking), CATALOG, "v1")
-    config = ControllerConfig.model_validate({"rules": {"genre_cap": 0}})
+    # the two-source flow (the item-to-item source has its own test below)
+    config = ControllerConfig.model_validate(
+        {"rules": {"genre_cap": 0}, "candidates": {"itemcf": 0}}
+    )
     service.configure(config)
     return service, retrieval, content, features, ranking
 
@@ -220,3 +228,28 @@ def test_every_stage_call_is_retried_once_when_its_replica_dies() -> None:
     assert not response.degraded  # the same answer as without the crash
     assert [m.movie_id for m in response.items] == [9, 8, 7]
     assert [m.movie_id for m in asyncio.run(service.similar(1, 2)).items] == [3, 5]
+
+
+def test_the_item_to_item_source_is_asked_when_configured_and_can_fail_alone() -> None:
+    service, *_, ranking = _setup()
+    service.configure(
+        ControllerConfig.model_validate(
+            {"rules": {"genre_cap": 0}, "candidates": {"itemcf": 2, "max_ranked": 10}}
+        )
+    )
+    response = _ask(service, k=10)
+    assert not response.degraded
+    (query,) = ranking.queries
+    assert {11, 13} <= set(query.movie_ids.tolist())
+    assert query.candidates["in_itemcf"].sum() == 2
+    assert next(m for m in response.items if m.movie_id == 13).sources == ["itemcf"]
+
+    class Broken(Retrieval):
+        async def related(self, user_id: int, n: int) -> ScoredMovies:
+            raise RuntimeError("no neighbours")
+
+    broken = Stages(Broken(), service._stages.content, service._stages.features, ranking)
+    service._stages = broken
+    response = _ask(service, k=10)
+    assert _fallbacks(response) == {("itemcf", "error")}
+    assert ranking.queries[-1].candidates["in_itemcf"].sum() == 0

@@ -40,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 METRICS = {"precision@10", "recall@10", "ndcg@10", "map@10"}
 RETRIEVAL = {"epochs": 1, "embedding_dim": 8, "id_embedding_dim": 8, "batch_size": 256}
 RANKER = RankerConfig(
-    candidates=CandidateConfig(retrieval_n=30, content_n=10, n_seeds=3, max_ranked=40),
+    candidates=CandidateConfig(retrieval_n=30, content_n=10, itemcf_n=0, n_seeds=3, max_ranked=40),
     retrieval=RETRIEVAL,
     hidden_dims=(8,),
     epochs=1,
@@ -111,6 +111,7 @@ def test_report_has_every_key_and_the_plot(
         out_dir=tmp_path / "results",
         build_missing=False,
         redis_url=embedded_redis_url,
+        temporal=False,
     )
     report = evaluate(options)
     json_path, png_path = write_report(report, options.out_dir)
@@ -134,6 +135,9 @@ def test_report_has_every_key_and_the_plot(
     assert {"BPR", "BiVAE", "SAR", "LightGCN", "popularity"} <= set(loaded["anchors"]["systems"])
     assert set(loaded["timings"]["eval_seconds"]) >= {"retrieval", "content", "ranking"}
     assert set(loaded["served_with_rules"]) == METRICS
+    assert set(loaded["ablation"]["without"]) == {"retrieval", "content"}
+    assert set(loaded["ablation"]["gain_ndcg@10"]) == {"retrieval", "content"}
+    assert loaded["tuning"]["status"].startswith("not run")
     assert png_path.exists() and png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "results" / QUALITY_PNG).stat().st_size > 10_000
 

@@ -84,7 +84,7 @@ def test_build_candidates_merges_filters_and_cuts() -> None:
     )
     content = content_lists(table)
     config = CandidateConfig(retrieval_n=4, content_n=2, max_ranked=3, content_weight=0.5)
-    out = build_candidates(users, retrieval, content, seen, config)
+    out = build_candidates(users, {"retrieval": retrieval, "content": content}, seen, config)
     # user 1: 6 (retrieval 1, content 2 at half weight), 7 (retrieval 2),
     # 9 (content 1 at half weight)
     assert ranked_ids(out)[1] == [6, 7, 8]
