@@ -13,12 +13,14 @@ which frees the replica's slot.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
+from movierec.events import Event, IngestResult
 from movierec.payloads import CandidateFilter, RankQuery, ScoredMovies, UserProfile
 
 T = TypeVar("T")
@@ -78,6 +80,18 @@ class RankingStage(Protocol):
 
     async def health(self) -> HealthPayload:
         """The ranker is loaded; batching statistics."""
+        ...
+
+
+class EventsStage(Protocol):
+    """The feedback log: durable ingestion (and, in the deployment, the applier)."""
+
+    async def ingest(self, events: Sequence[Event]) -> IngestResult:
+        """Logs the events durably, deduplicated by event_id (raises when it cannot)."""
+        ...
+
+    async def health(self) -> HealthPayload:
+        """Redis answers; the applier's progress."""
         ...
 
 
@@ -171,6 +185,14 @@ class RankingHandle(_Handle):
 
     async def rank(self, query: RankQuery) -> np.ndarray:
         result: np.ndarray = await _answer(self._handle.rank.remote(query))
+        return result
+
+
+class EventsHandle(_Handle):
+    """`EventsStage` over the Events deployment's handle."""
+
+    async def ingest(self, events: Sequence[Event]) -> IngestResult:
+        result: IngestResult = await _answer(self._handle.ingest.remote(list(events)))
         return result
 
 

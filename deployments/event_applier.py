@@ -1,0 +1,229 @@
+"""The applier: logged events -> the user's online features, through Feast.
+
+Each Events replica runs one, as a consumer (its own name) of the stream's consumer group:
+
+1. on (re)connection it first re-reads its own pending entries (taken, not acknowledged:
+   e.g. Redis restarted from its AOF in the middle of a batch), then reads new ones;
+2. now and then it claims entries another consumer left pending for `claim_idle_s` (that
+   replica died) and trims the log to the retention;
+3. for each user of a batch, under a short per-user lock (several replicas), it folds the
+   events into the user's state hash (idempotent: every part of a movie's state carries the
+   stream position that set it), computes the features from the user's base row
+   (`models.features.events.fold_features`) and writes them to the online store
+   (`models.features.event_store.write_rows`); then it acknowledges the entries.
+
+An event acknowledged by `POST /events` is in the log; the log entry is acknowledged in the
+group only once applied, so a crash (of a replica, or of Redis) at any point leaves it to be
+applied again, which changes nothing if it already was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio
+
+from deployments.common import describe
+from deployments.redis_resource import RedisResource
+from models.features.events import BaseFeatures, MovieState, fold_features, parse_seq
+from movierec.events import Event, EventKeys
+
+if TYPE_CHECKING:
+    from deployments.events import EventsSettings
+    from models.features.runtime import OnlineFeatures
+
+logger = logging.getLogger(__name__)
+
+STAMP_FIELD = b"_stamp"
+LOCK_TTL_MS = 5_000
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+LagObserver = Callable[[Event, float], None]
+
+
+class EventApplier:
+    """Applies the event log to the online store (one per Events replica)."""
+
+    def __init__(
+        self,
+        keys: EventKeys,
+        log: RedisResource[redis.asyncio.Redis],
+        store: RedisResource[OnlineFeatures],
+        movie_genres: Mapping[int, Sequence[str]],
+        settings: EventsSettings,
+        on_applied: LagObserver | None = None,
+    ) -> None:
+        self._keys = keys
+        self._log = log
+        self._store = store
+        self._genres = movie_genres
+        self._on_applied = on_applied
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.configure(settings)
+        self.applied = 0
+        self.batches = 0
+        self.last_error: str | None = None
+        self._last_claim = 0.0
+
+    def configure(self, settings: EventsSettings) -> None:
+        """Applies new settings (the next batch uses them)."""
+        self._settings = settings
+        self._weights = settings.weights.to_weights()
+
+    def describe(self) -> dict[str, Any]:
+        """Progress, for `/healthz`."""
+        return {
+            "consumer": self.consumer,
+            "applied": self.applied,
+            "batches": self.batches,
+            "applier_error": self.last_error,
+        }
+
+    async def run(self) -> None:
+        """Applies the log until cancelled; a failure (Redis down) is retried every 0.5 s."""
+        own_pending = True
+        while True:
+            try:
+                async with self._log.use() as client:
+                    await self._ensure_group(client)
+                    entries = await self._read(client, "0" if own_pending else ">")
+                    if own_pending and not entries:
+                        own_pending = False
+                        continue
+                    if not entries and time.monotonic() - self._last_claim > 1.0:
+                        entries = await self._claim(client)
+                    if entries:
+                        await self._apply(client, entries)
+                self.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                own_pending = True  # Redis may have restarted: our pending entries first
+                if self.last_error != describe(exc):
+                    logger.warning("event applier: %s", describe(exc))
+                self.last_error = describe(exc)
+                await asyncio.sleep(0.5)
+
+    async def _ensure_group(self, client: redis.asyncio.Redis) -> None:
+        try:
+            await client.xgroup_create(self._keys.stream, self._keys.group, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _read(self, client: redis.asyncio.Redis, start: str) -> list[Entry]:
+        block = None if start == "0" else max(1, int(self._settings.block_s * 1000))
+        answer = await client.xreadgroup(
+            self._keys.group,
+            self.consumer,
+            {self._keys.stream: start},
+            count=self._settings.batch,
+            block=block,
+        )
+        if not answer:
+            return []
+        entries: list[Entry] = answer[0][1]
+        return [(entry_id, fields) for entry_id, fields in entries if fields]
+
+    async def _claim(self, client: redis.asyncio.Redis) -> list[Entry]:
+        """Entries a dead consumer left pending; also trims the log to the retention."""
+        self._last_claim = time.monotonic()
+        oldest_ms = int((time.time() - self._settings.retention_s) * 1000)
+        await client.xtrim(self._keys.stream, minid=f"{oldest_ms}-0", approximate=True)
+        answer = await client.xautoclaim(
+            self._keys.stream,
+            self._keys.group,
+            self.consumer,
+            min_idle_time=int(self._settings.claim_idle_s * 1000),
+            start_id="0-0",
+            count=self._settings.batch,
+        )
+        return [(entry_id, fields) for entry_id, fields in answer[1] if fields]
+
+    async def _apply(self, client: redis.asyncio.Redis, entries: list[Entry]) -> None:
+        by_user: dict[int, list[tuple[Event, bytes]]] = defaultdict(list)
+        for entry_id, fields in entries:
+            try:
+                event = Event.decode(fields[b"e"])
+            except (KeyError, ValueError):
+                logger.error("event log entry %s is not an event; skipped", entry_id)
+                continue
+            by_user[event.user_id].append((event, entry_id))
+        async with self._store.use() as reader:
+            for user_id, events in by_user.items():
+                await self._apply_user(client, reader, user_id, events)
+        await client.xack(self._keys.stream, self._keys.group, *(e for e, _ in entries))
+        self.applied += len(entries)
+        self.batches += 1
+
+    async def _apply_user(
+        self,
+        client: redis.asyncio.Redis,
+        reader: OnlineFeatures,
+        user_id: int,
+        events: list[tuple[Event, bytes]],
+    ) -> None:
+        from models.features.event_store import next_stamp, write_rows
+
+        lock, token = self._keys.lock(user_id), uuid.uuid4().hex
+        while not await client.set(lock, token, nx=True, px=LOCK_TTL_MS):
+            await asyncio.sleep(0.01)
+        try:
+            state_key = self._keys.state(user_id)
+            stored = await client.hgetall(state_key)  # type: ignore[misc]
+            states = {
+                int(field): MovieState.decode(value)
+                for field, value in stored.items()
+                if field != STAMP_FIELD
+            }
+            changed: dict[int, MovieState] = {}
+            for event, entry_id in events:
+                before = changed.get(event.movie_id) or states.get(event.movie_id) or MovieState()
+                after = before.apply(event, parse_seq(entry_id), entry_id.decode())
+                if after != before:
+                    changed[event.movie_id] = after
+            base = await self._base(client, reader, user_id)
+            states.update(changed)
+            previous = stored.get(STAMP_FIELD)
+            stamp = next_stamp(
+                None if previous is None else datetime.fromisoformat(previous.decode())
+            )
+            rows = fold_features(base, states, self._genres, self._weights)
+            await write_rows(reader, user_id, rows, stamp)
+            update: dict[Any, Any] = {m: s.encode() for m, s in changed.items()}
+            update[STAMP_FIELD] = stamp.isoformat()
+            await client.hset(state_key, mapping=update)  # type: ignore[misc]
+            await client.sadd(self._keys.users, user_id)  # type: ignore[misc]
+        finally:
+            await client.eval(RELEASE, 1, lock, token)  # type: ignore[misc]
+        if self._on_applied is not None:
+            now = time.time()
+            for event, _ in events:
+                self._on_applied(event, now - event.received)
+
+    async def _base(
+        self, client: redis.asyncio.Redis, reader: OnlineFeatures, user_id: int
+    ) -> BaseFeatures:
+        """The user's features before their first event (read from the store once)."""
+        from models.features.event_store import read_base
+
+        key = self._keys.base(user_id)
+        stored = await client.get(key)
+        if stored is not None:
+            return BaseFeatures.decode(stored)
+        base = await read_base(reader, user_id)
+        await client.set(key, base.encode(), nx=True)
+        return BaseFeatures.decode(await client.get(key) or base.encode())

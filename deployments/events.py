@@ -1,0 +1,226 @@
+"""Events deployment: the feedback log's writer and applier (`EventsStage`).
+
+Why a deployment of its own (not the Features stage, not the Controller): ingestion waits
+for an fsync and applying events writes to Redis, neither of which should queue behind the
+hot read path of the Features stage or share its replicas' CPU; it scales on its own, and the
+Controller replicas (several, on any node) stay stateless: they validate and hand over.
+
+* `ingest(events)`: one Lua script appends the events to the tree's Redis stream (`XADD`),
+  skipping those whose `event_id` is already known (`SET NX EX window` in the same script,
+  so an id is marked seen exactly when its event is logged: nothing is half-applied), then
+  `WAITAOF 1 0` waits until the append-only file holding them is fsynced. Only then does the
+  Controller answer 202. Redis down, AOF off or the fsync late: an error (HTTP 503).
+* The applier (`deployments.event_applier`): a background task in each replica, a consumer
+  of the stream's consumer group, applies the logged events to the online store.
+
+No state lives in a replica: the log, the dedup marks, the user states and the consumer
+group's pending entries are all in Redis, so any replica on any node carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import redis.asyncio
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+
+from deployments.catalog import Catalog
+from deployments.common import StageUnavailableError, health_payload
+from deployments.config import ServingContext
+from deployments.event_applier import EventApplier
+from deployments.features import online_features
+from deployments.redis_resource import RedisResource, fail_fast
+from models.features.events import EventWeights
+from movierec.events import Event, EventKeys, IngestResult
+
+logger = logging.getLogger(__name__)
+
+DAY_S = 86_400
+
+APPEND = """
+local accepted, duplicates = 0, 0
+for i = 2, #ARGV, 2 do
+  local id, payload = ARGV[i], ARGV[i + 1]
+  if id == '' or redis.call('SET', KEYS[2] .. id, '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], '*', 'e', payload)
+    accepted = accepted + 1
+  else
+    duplicates = duplicates + 1
+  end
+end
+return {accepted, duplicates}
+"""
+"""KEYS: stream, dedup prefix; ARGV: window seconds, then (event_id or '', payload) pairs.
+
+Atomic (a script runs alone): an event_id is marked seen iff its event is in the log. The
+dedup keys are derived inside the script, which a Redis Cluster would refuse: movierec uses
+one Redis (or a primary with replicas)."""
+
+
+class EventLogUnavailableError(StageUnavailableError):
+    """The events could not be logged durably (HTTP 503; the client retries)."""
+
+
+class WeightsSettings(BaseModel):
+    """How events move the features (`user_config.weights`; see `EventWeights`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    like_threshold: float = Field(default=4.0, ge=0.5, le=5.0)
+    max_liked: int = Field(default=50, ge=1, le=1000)
+    click_seeds: bool = True
+
+    def to_weights(self) -> EventWeights:
+        """The `models.features.events` form."""
+        return EventWeights(self.like_threshold, self.max_liked, self.click_seeds)
+
+
+class EventsSettings(BaseModel):
+    """The Events deployment's `user_config`.
+
+    Attributes:
+        dedup_window_s: An event_id seen within this window is a duplicate (at least 24 h).
+        durability: "aof": answer only after WAITAOF saw the log fsynced (needs appendonly
+            on the Redis); "none": after the append (tests of other things, never production).
+        fsync_timeout_s: WAITAOF's bound; past it the request gets 503.
+        apply: Whether this deployment's replicas run the applier.
+        batch: Stream entries an applier takes per read.
+        block_s: How long an idle applier's read waits for new entries.
+        claim_idle_s: Entries another consumer took and left unacknowledged this long (it
+            died) are claimed and applied.
+        retention_s: Raw events older than this are trimmed from the log.
+        weights: How events move the features.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dedup_window_s: int = Field(default=7 * DAY_S, ge=DAY_S, le=365 * DAY_S)
+    durability: Literal["aof", "none"] = "aof"
+    fsync_timeout_s: float = Field(default=2.0, gt=0.0, le=30.0)
+    apply: bool = True
+    batch: int = Field(default=500, ge=1, le=10_000)
+    block_s: float = Field(default=0.05, gt=0.0, le=5.0)
+    claim_idle_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+    retention_s: int = Field(default=30 * DAY_S, ge=DAY_S, le=3650 * DAY_S)
+    weights: WeightsSettings = WeightsSettings()
+
+
+async def ping(client: redis.asyncio.Redis) -> bool:
+    """Whether Redis answers (the event log's probe)."""
+    return bool(await client.ping())  # type: ignore[misc]
+
+
+def event_log(context: ServingContext) -> RedisResource[redis.asyncio.Redis]:
+    """A replica's binary Redis client for the event log, reconnecting after restarts."""
+
+    reachable = ping
+
+    async def open_client(url: str) -> redis.asyncio.Redis:
+        client = redis.asyncio.Redis.from_url(
+            url, decode_responses=False, socket_timeout=10.0, socket_connect_timeout=2.0
+        )
+        return fail_fast(client)
+
+    async def close(client: redis.asyncio.Redis) -> None:
+        await client.aclose()
+
+    return RedisResource(
+        "event log",
+        context.resolve_redis_url,
+        open_client,
+        reachable,
+        missing="Redis does not answer",
+        close=close,
+    )
+
+
+@serve.deployment
+class Events:
+    """Logs feedback events durably and applies them to the online store (`EventsStage`)."""
+
+    def __init__(self, context: ServingContext) -> None:
+        """Loads the catalog's genres (the genre affinity feature).
+
+        Args:
+            context: The artifacts tree (its namespace names the event keys).
+        """
+        catalog = Catalog.load(context.layout.catalog_dir)
+        movie_genres = {movie_id: movie.genres for movie_id, movie in catalog.movies.items()}
+        self._keys = EventKeys(context.layout.namespace)
+        self._settings = EventsSettings()
+        self._log = event_log(context)
+        self._applier = EventApplier(
+            self._keys, self._log, online_features(context), movie_genres, self._settings
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        """Applies the `user_config` (`EventsSettings`); starts or stops the applier."""
+        self._settings = EventsSettings.model_validate(config or {})
+        self._applier.configure(self._settings)
+        if self._settings.apply and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._applier.run())
+        elif not self._settings.apply and self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def ingest(self, events: Sequence[Event]) -> IngestResult:
+        """Logs `events` (deduplicated by event_id) and waits until they are durable.
+
+        Raises:
+            EventLogUnavailableError: Redis is down, or the log could not be fsynced.
+        """
+        if not events:
+            return IngestResult(0, 0)
+        args: list[Any] = [self._settings.dedup_window_s]
+        for event in events:
+            args += [event.event_id or "", event.encode()]
+        try:
+            async with self._log.use() as client:
+                accepted, duplicates = await client.eval(  # type: ignore[misc]
+                    APPEND, 2, self._keys.stream, self._keys.dedup_prefix, *args
+                )
+                if self._settings.durability == "aof":
+                    await self._wait_fsynced(client)
+        except EventLogUnavailableError:
+            raise
+        except Exception as exc:
+            raise EventLogUnavailableError(f"event log unavailable: {exc}") from None
+        return IngestResult(int(accepted), int(duplicates))
+
+    async def _wait_fsynced(self, client: redis.asyncio.Redis) -> None:
+        timeout_ms = max(1, int(self._settings.fsync_timeout_s * 1000))
+        try:
+            local, _ = await client.execute_command("WAITAOF", 1, 0, timeout_ms)
+        except redis.exceptions.ResponseError as exc:  # appendonly off
+            logger.error("WAITAOF refused (%s): enable appendonly on the Redis", exc)
+            raise EventLogUnavailableError("the event log is not durable (AOF off)") from None
+        if int(local) < 1:
+            raise EventLogUnavailableError("the event log was not fsynced in time")
+
+    async def health(self) -> dict[str, Any]:
+        """Redis answers; the applier's progress."""
+        _, problem = await self._log.probe(ping)
+        detail = self._applier.describe()
+        if problem is not None:
+            return health_payload("unavailable", error=problem, **detail)
+        return health_payload("ok", **detail)
+
+    async def check_health(self) -> None:
+        """Serve's periodic check (reconnects an idle replica after a Redis restart)."""
+        await self._log.check_health(ping)
+
+    def pid(self) -> int:
+        """The replica's process id."""
+        return os.getpid()
+
+
+__all__ = ["EventLogUnavailableError", "Events", "EventsSettings"]
