@@ -111,6 +111,10 @@ class EventApplier:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # redis-py can turn a cancellation mid-command into a connection error
+                    raise asyncio.CancelledError from None
                 own_pending = True  # Redis may have restarted: our pending entries first
                 if self.last_error != describe(exc):
                     logger.warning("event applier: %s", describe(exc))

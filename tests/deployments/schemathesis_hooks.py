@@ -1,9 +1,15 @@
 """Schemathesis hooks of the API contract runs (`SCHEMATHESIS_HOOKS`, see `_contract.py`).
 
-One domain rule a schema cannot state: on `GET /recommendations/{user_id}`, `year_min` must
-not exceed `year_max` (OpenAPI cannot relate two parameters; the API answers 422). Positive
-cases that break it are dropped, so `positive_data_acceptance` stays on for the operation;
-negative cases are kept (their 422 is what `negative_data_rejection` expects).
+Domain rules a schema cannot state, applied to positive cases only, so that
+`positive_data_acceptance` stays on for every operation (negative cases are kept: their 422
+is what `negative_data_rejection` expects):
+
+* `GET /recommendations/{user_id}`: `year_min` must not exceed `year_max` (OpenAPI cannot
+  relate two parameters); positive cases that break it are dropped.
+* `POST /events`: an event's movie must be in the catalog, `value` is required for `rating`
+  and refused for other types, and `timestamp` must be a time (ISO 8601 or epoch seconds,
+  not ahead of the server); positive cases are mapped onto those rules (movie ids into
+  1..50, every catalog's first ids; value set or removed by type; timestamp a fixed time).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from typing import Any
 import schemathesis
 
 RECOMMENDATIONS = "/recommendations/{user_id}"
+EVENTS = "/events"
+KNOWN_MOVIES = 50
 
 
 def _year(value: Any) -> int | None:
@@ -33,3 +41,30 @@ def filter_case(ctx: Any, case: Any) -> bool:
     query = case.query or {}
     low, high = _year(query.get("year_min")), _year(query.get("year_max"))
     return low is None or high is None or low <= high
+
+
+@schemathesis.hook
+def map_case(ctx: Any, case: Any) -> Any:
+    """A positive case of `POST /events` mapped onto the rules its schema cannot state."""
+    if ctx.operation is None or ctx.operation.path != EVENTS:
+        return case
+    meta = case.meta
+    if meta is not None and not meta.generation.mode.is_positive:
+        return case
+    body = case.body
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        return case
+    for event in body["events"]:
+        if not isinstance(event, dict):
+            continue
+        if isinstance(event.get("movie_id"), int):
+            event["movie_id"] = (event["movie_id"] - 1) % KNOWN_MOVIES + 1
+        if event.get("type") == "rating":
+            value = event.get("value")
+            if not isinstance(value, int | float) or not 0.5 <= value <= 5.0:
+                event["value"] = 4.0
+        else:
+            event.pop("value", None)
+        if event.get("timestamp") is not None:
+            event["timestamp"] = 1_700_000_000
+    return case

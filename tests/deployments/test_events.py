@@ -69,6 +69,7 @@ def test_events_are_logged_once_and_move_the_online_features(stage: TinyStage) -
         lag = await _until(applied)
         profile = await features.user(user_id)
         health = await events.health()
+        await events.reconfigure({"apply": False})  # stops the applier
         return first, again, profile, lag, health
 
     first, again, profile, lag, health = asyncio.run(scenario())
@@ -101,6 +102,7 @@ def test_a_new_user_with_likes_is_no_longer_unknown(stage: TinyStage) -> None:
             return await features.user(new_user) is not None
 
         await _until(known)
+        await events.reconfigure({"apply": False})
         return await features.user(new_user)
 
     profile = asyncio.run(scenario())
