@@ -14,9 +14,9 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Path
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
@@ -131,6 +131,16 @@ class EventsRequest(BaseModel):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
+class EventsForgotten(BaseModel):
+    """`DELETE /users/{user_id}/events`: what was removed."""
+
+    user_id: int
+    events: int = Field(ge=0, description="The user's raw events deleted from the event log.")
+    movies: int = Field(
+        ge=0, description="Movies whose event-driven features were removed for the user."
+    )
+
+
 class EventsAccepted(BaseModel):
     """HTTP 202: the events are durably logged (applied within about a second)."""
 
@@ -200,9 +210,33 @@ def add_event_routes(
             result = await events.ingest(validated)
         except Exception as exc:
             logger.warning("events not logged: %s", type(exc).__name__)
-            return JSONResponse(
-                {"detail": "the event log is unavailable; retry with the same event_ids"},
-                status_code=503,
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            )
+            return _unavailable("the event log is unavailable; retry with the same event_ids")
         return EventsAccepted(accepted=result.accepted, duplicates=result.duplicates)
+
+    @app.delete(
+        "/users/{user_id}/events",
+        response_model=EventsForgotten,
+        responses={
+            **errors,
+            503: with_model(503, ErrorResponse, "The event store is unavailable: retry later."),
+        },
+        dependencies=[*protected, Depends(no_params(NO_PARAMS))],
+        summary="Delete a user's events and event-driven features",
+    )
+    async def forget_user(
+        user_id: Annotated[int, Path(ge=1, le=ID_MAX, description="MovieLens user id.")],
+    ) -> EventsForgotten | JSONResponse:
+        """Removes the user's logged events and the features they moved (the user is back
+        to the build's features, or unknown again). Needs the API key when auth is on."""
+        try:
+            result = await events.forget(user_id)
+        except Exception as exc:
+            logger.warning("events of a user not deleted: %s", type(exc).__name__)
+            return _unavailable("the event store is unavailable; retry later")
+        return EventsForgotten(user_id=user_id, events=result.events, movies=result.movies)
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )

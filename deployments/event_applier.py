@@ -20,13 +20,14 @@ applied again, which changes nothing if it already was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -182,10 +183,7 @@ class EventApplier:
     ) -> None:
         from models.features.event_store import next_stamp, write_rows
 
-        lock, token = self._keys.lock(user_id), uuid.uuid4().hex
-        while not await client.set(lock, token, nx=True, px=LOCK_TTL_MS):
-            await asyncio.sleep(0.01)
-        try:
+        async with self._locked(client, user_id):
             state_key = self._keys.state(user_id)
             stored = await client.hgetall(state_key)  # type: ignore[misc]
             states = {
@@ -211,12 +209,74 @@ class EventApplier:
             update[STAMP_FIELD] = stamp.isoformat()
             await client.hset(state_key, mapping=update)  # type: ignore[misc]
             await client.sadd(self._keys.users, user_id)  # type: ignore[misc]
-        finally:
-            await client.eval(RELEASE, 1, lock, token)  # type: ignore[misc]
         if self._on_applied is not None:
             now = time.time()
             for event, _ in events:
                 self._on_applied(event, now - event.received)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, client: redis.asyncio.Redis, user_id: int) -> AsyncIterator[None]:
+        """The user's short lock: one applier (or deletion) at a time changes their features."""
+        lock, token = self._keys.lock(user_id), uuid.uuid4().hex
+        while not await client.set(lock, token, nx=True, px=LOCK_TTL_MS):
+            await asyncio.sleep(0.01)
+        try:
+            yield
+        finally:
+            await client.eval(RELEASE, 1, lock, token)  # type: ignore[misc]
+
+    async def forget(self, user_id: int) -> tuple[int, int]:
+        """Removes the user's events: their log entries, event state and event-driven online
+        features (back to the build's row, or none for a user the build did not know).
+
+        Returns:
+            (log entries deleted, movies in the event state removed).
+        """
+        from models.features.event_store import next_stamp, user_row_fields, write_rows
+
+        async with self._log.use() as client, self._store.use() as reader:
+            entries = await self._delete_entries(client, user_id)
+            async with self._locked(client, user_id):
+                state_key, base_key = self._keys.state(user_id), self._keys.base(user_id)
+                fields = await client.hkeys(state_key)  # type: ignore[misc]
+                movies = sum(1 for field in fields if field != STAMP_FIELD)
+                previous = await client.hget(state_key, STAMP_FIELD)  # type: ignore[misc, arg-type]
+                stored = await client.get(base_key)
+                if stored is not None:
+                    base = BaseFeatures.decode(stored)
+                    if base.seen or base.rating_count:
+                        rows = fold_features(base, {}, self._genres, self._weights)
+                        last = (
+                            None if previous is None else datetime.fromisoformat(previous.decode())
+                        )
+                        await write_rows(reader, user_id, rows, next_stamp(last))
+                    else:
+                        key, fields = user_row_fields(reader, user_id)
+                        await client.hdel(key, *fields)  # type: ignore[misc, arg-type]
+                await client.delete(state_key, base_key)
+                await client.srem(self._keys.users, user_id)  # type: ignore[misc]
+        return entries, movies
+
+    async def _delete_entries(self, client: redis.asyncio.Redis, user_id: int) -> int:
+        """Deletes the user's entries from the event log (a scan of the retained log)."""
+        deleted, start = 0, "-"
+        while True:
+            chunk = await client.xrange(self._keys.stream, min=start, count=1000)
+            if not chunk:
+                return deleted
+            mine = []
+            for entry_id, fields in chunk:
+                try:
+                    if Event.decode(fields[b"e"]).user_id == user_id:
+                        mine.append(entry_id)
+                except (KeyError, ValueError):
+                    continue
+            if mine:
+                await client.xack(self._keys.stream, self._keys.group, *mine)
+                deleted += await client.xdel(self._keys.stream, *mine)
+            if len(chunk) < 1000:
+                return deleted
+            start = "(" + chunk[-1][0].decode()
 
     async def _base(
         self, client: redis.asyncio.Redis, reader: OnlineFeatures, user_id: int

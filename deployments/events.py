@@ -37,7 +37,7 @@ from deployments.event_applier import EventApplier
 from deployments.features import online_features
 from deployments.redis_resource import RedisResource, fail_fast
 from models.features.events import EventWeights
-from movierec.events import Event, EventKeys, IngestResult
+from movierec.events import Event, EventKeys, ForgetResult, IngestResult
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +195,16 @@ class Events:
         except Exception as exc:
             raise EventLogUnavailableError(f"event log unavailable: {exc}") from None
         return IngestResult(int(accepted), int(duplicates))
+
+    async def forget(self, user_id: int) -> ForgetResult:
+        """Removes the user's events and event-driven online features (`DELETE
+        /users/{user_id}/events`).
+
+        Raises:
+            StageUnavailableError: Redis (or the online store) cannot be reached.
+        """
+        entries, movies = await self._applier.forget(int(user_id))
+        return ForgetResult(entries, movies)
 
     async def _wait_fsynced(self, client: redis.asyncio.Redis) -> None:
         timeout_ms = max(1, int(self._settings.fsync_timeout_s * 1000))

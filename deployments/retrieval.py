@@ -9,14 +9,16 @@ memory, so the Controller can call Retrieval and Features concurrently). The rep
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
-from deployments.common import health_payload, prepare_tensorflow, probe_model
+from deployments.common import describe, health_payload, prepare_tensorflow, probe_model
 from deployments.config import RetrievalSettings, ServingContext
 from deployments.faults import FaultInjector
+from deployments.features import online_features
 from deployments.model_slot import ModelSlot
 from movierec.layout import ArtifactLayout
 from movierec.payloads import ScoredMovies
@@ -24,10 +26,16 @@ from movierec.payloads import ScoredMovies
 if TYPE_CHECKING:
     from models.retrieval.runtime import RetrievalRuntime
 
+logger = logging.getLogger(__name__)
+
 
 @serve.deployment
 class Retrieval:
-    """Two-tower retrieval over the whole catalog (`deployments.stages.RetrievalStage`)."""
+    """Two-tower retrieval over the whole catalog (`deployments.stages.RetrievalStage`).
+
+    A user the model does not know (not in its users table) who has liked movies in the online
+    store (posted as events) is answered from the mean of those movies' embeddings instead of
+    the model's out-of-vocabulary bucket (`models.retrieval.liked`)."""
 
     def __init__(
         self, context: ServingContext, intra_op_threads: int = 1, inter_op_threads: int = 1
@@ -48,6 +56,8 @@ class Retrieval:
             "retrieval model", context.layout, self._load
         )
         self._model.load()
+        # Users the model does not know are answered from their liked movies (online store).
+        self._history = online_features(context)
 
     def _load(self, layout: ArtifactLayout) -> RetrievalRuntime:
         from models.retrieval.runtime import RetrievalRuntime
@@ -76,7 +86,23 @@ class Retrieval:
         """
         await self._faults.apply("candidates")
         runtime = await self._model.get()
-        return runtime.candidates(user_id, min(int(n), self._settings.max_n))
+        n = min(int(n), self._settings.max_n)
+        if runtime.liked is not None and len(runtime.users) and user_id not in runtime.users:
+            liked = await self._liked_movies(user_id)
+            if liked:
+                return runtime.liked.candidates(liked, min(n, runtime.k))
+        return runtime.candidates(user_id, n)
+
+    async def _liked_movies(self, user_id: int) -> tuple[int, ...]:
+        """A user's liked movies from the online store (posted as events: README "Real-time
+        feedback"); () when the store cannot be read (the model's answer then)."""
+        try:
+            async with self._history.use() as reader:
+                liked, _ = await reader.user_history_async(user_id)
+        except Exception as exc:
+            logger.debug("liked movies of an unknown user not read: %s", describe(exc))
+            return ()
+        return liked
 
     async def health(self) -> dict[str, Any]:
         """Stage health (cheap: no model call)."""

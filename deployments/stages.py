@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
-from movierec.events import Event, IngestResult
+from movierec.events import Event, ForgetResult, IngestResult
 from movierec.payloads import CandidateFilter, RankQuery, ScoredMovies, UserProfile
 
 T = TypeVar("T")
@@ -88,6 +88,10 @@ class EventsStage(Protocol):
 
     async def ingest(self, events: Sequence[Event]) -> IngestResult:
         """Logs the events durably, deduplicated by event_id (raises when it cannot)."""
+        ...
+
+    async def forget(self, user_id: int) -> ForgetResult:
+        """Removes the user's events and event-driven features."""
         ...
 
     async def health(self) -> HealthPayload:
@@ -193,6 +197,10 @@ class EventsHandle(_Handle):
 
     async def ingest(self, events: Sequence[Event]) -> IngestResult:
         result: IngestResult = await _answer(self._handle.ingest.remote(list(events)))
+        return result
+
+    async def forget(self, user_id: int) -> ForgetResult:
+        result: ForgetResult = await _answer(self._handle.forget.remote(user_id))
         return result
 
 

@@ -99,6 +99,20 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetResult:
+    """What `DELETE /users/{user_id}/events` answers.
+
+    Attributes:
+        events: The user's entries deleted from the event log (the retained raw events).
+        movies: Movies in the user's event state removed (their event-driven features went
+            back to the build's row, or away for a user the build did not know).
+    """
+
+    events: int
+    movies: int
+
+
+@dataclass(frozen=True, slots=True)
 class EventKeys:
     """The Redis keys of one artifacts tree's event data (namespace `movierec:<ns>:ev:`).
 

@@ -56,6 +56,28 @@ def next_stamp(previous: datetime | None, now: datetime | None = None) -> dateti
     return now
 
 
+def user_row_fields(reader: OnlineFeatures, user_id: int) -> tuple[bytes, list[bytes]]:
+    """The Redis hash of the user's online row and the fields the event-driven views hold in
+    it (their features and timestamps), as Feast's Redis online store lays them out.
+
+    Feast has no API to delete one entity's row of one view; `DELETE /users/{id}/events`
+    removes these fields for a user the build did not know.
+    """
+    from feast.infra.online_stores.helpers import _mmh3, _redis_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    config = reader.store.config
+    key = _redis_key(
+        config.project,
+        EntityKey(join_keys=["user_id"], entity_values=[Value(int64_val=int(user_id))]),
+        entity_key_serialization_version=config.entity_key_serialization_version,
+    )
+    fields = [_mmh3(ref) for ref in BASE_REFS]
+    fields += [f"_ts:{view}".encode() for view in (FEATURES_VIEW, HISTORY_VIEW)]
+    return key, fields
+
+
 async def write_rows(
     reader: OnlineFeatures,
     user_id: int,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.retrieval.liked import MOVIE_EMBEDDINGS_FILE, LikedMoviesQuery
 from models.tensorflow_env import configure_threads, tf
 from movierec.layout import ArtifactLayout
 from movierec.payloads import ScoredMovies
@@ -72,6 +73,9 @@ class UserSideFeatures:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._rows
 
     def features(self, user_id: int) -> dict[str, list[Any]]:
         """Signature side features of one user ({} when unknown: the model's defaults)."""
@@ -252,9 +256,17 @@ class RetrievalRuntime:
         users: The side features fed with each user id.
     """
 
-    def __init__(self, retriever: Retriever, users: UserSideFeatures) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        users: UserSideFeatures,
+        liked: LikedMoviesQuery | None = None,
+    ) -> None:
         self.retriever = retriever
         self.users = users
+        self.liked = liked
+        """Retrieval from liked movies, for users the model does not know (None: no
+        `movie_embeddings.parquet` in the export)."""
 
     @classmethod
     def load(
@@ -270,7 +282,10 @@ class RetrievalRuntime:
             inter_op_threads: TensorFlow inter-op threads.
         """
         retriever = load_retriever(layout.retrieval_dir, intra_op_threads, inter_op_threads)
-        runtime = cls(retriever, UserSideFeatures.load(layout.retrieval_dir, layout.features_dir))
+        users = UserSideFeatures.load(layout.retrieval_dir, layout.features_dir)
+        embeddings = layout.retrieval_dir / MOVIE_EMBEDDINGS_FILE
+        liked = LikedMoviesQuery.load(layout.retrieval_dir) if embeddings.exists() else None
+        runtime = cls(retriever, users, liked)
         runtime.top_k([0], 1)  # warm-up: the first call traces the signature
         return runtime
 

@@ -140,3 +140,43 @@ def test_a_redis_without_an_append_only_file_refuses_durable_events(stage: TinyS
         assert asyncio.run(scenario()) == (0, 1)
     finally:
         client.config_set("appendonly", "yes")
+
+
+def test_forgetting_a_user_removes_their_events_and_event_driven_features(
+    stage: TinyStage,
+) -> None:
+    known = int(stage.artifacts.train["user_id"].iloc[-1])
+    liked, seen = liked_and_seen(stage.artifacts, known)
+    new_user = 900_002
+    movies = sorted(int(m) for m in stage.artifacts.train["movie_id"].unique())
+    fresh = next(m for m in movies if m not in seen)
+
+    async def scenario() -> tuple[Any, Any, UserProfile | None, UserProfile | None]:
+        events = Events.func_or_class(stage.context)
+        features = Features.func_or_class(stage.context)
+        await features.reconfigure({})
+        await events.reconfigure({})
+        await events.ingest([_event(known, fresh, "rating", 5.0), _event(new_user, fresh, "watch")])
+
+        async def applied() -> bool:
+            profile = await features.user(known)
+            return (
+                profile is not None
+                and fresh in profile.seen
+                and (await features.user(new_user) is not None)
+            )
+
+        await _until(applied)
+        await events.reconfigure({"apply": False})
+        gone_known = await events.forget(known)
+        gone_new = await events.forget(new_user)
+        return gone_known, gone_new, await features.user(known), await features.user(new_user)
+
+    gone_known, gone_new, back, unknown = asyncio.run(scenario())
+    assert (gone_known.events, gone_known.movies) == (1, 1)
+    assert (gone_new.events, gone_new.movies) == (1, 1)
+    assert back is not None and back.seen == frozenset(seen) and back.liked == tuple(liked)
+    assert unknown is None  # a cold start again
+    client = redis.Redis.from_url(stage.redis_url)
+    keys = EventKeys(stage.artifacts.layout.namespace)
+    assert not client.exists(keys.state(known), keys.base(known), keys.state(new_user))
