@@ -9,6 +9,7 @@ the log cannot take them (the client retries with the same `event_id`s).
 No `from __future__ import annotations` here: FastAPI resolves the annotations at runtime.
 """
 
+import hashlib
 import logging
 import math
 import time
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
@@ -32,6 +33,7 @@ from pydantic import (
 from deployments.catalog import Catalog
 from deployments.openapi import with_model
 from deployments.schemas import ID_MAX, NO_PARAMS, ErrorResponse
+from deployments.security import API_KEY_HEADER
 from deployments.stages import EventsStage
 from movierec.events import (
     MAX_EVENT_ID,
@@ -40,6 +42,7 @@ from movierec.events import (
     RATING_MIN,
     Event,
     EventType,
+    RateLimitedError,
 )
 
 logger = logging.getLogger(__name__)
@@ -197,17 +200,27 @@ def add_event_routes(
         response_model=EventsAccepted,
         responses={
             **errors,
+            429: {
+                "model": ErrorResponse,
+                "description": "Too many events for this key: retry later.",
+            },
             503: with_model(503, ErrorResponse, "The event log is unavailable: retry later."),
         },
         dependencies=[*protected, Depends(no_params(NO_PARAMS))],
         summary="Post feedback events (ratings, watches, clicks, impressions, dismissals)",
     )
-    async def post_events(body: EventsRequest) -> EventsAccepted | JSONResponse:
+    async def post_events(request: Request, body: EventsRequest) -> EventsAccepted | JSONResponse:
         """Logs 1..500 events durably; the next recommendations reflect them within about a
         second. A repeated `event_id` (within the deduplication window) is not counted again."""
         validated = to_events(body, catalog)
         try:
-            result = await events.ingest(validated)
+            result = await events.ingest(validated, client_id(request.headers.get(API_KEY_HEADER)))
+        except RateLimitedError as exc:
+            return JSONResponse(
+                {"detail": f"too many events; retry after {exc.retry_after_s} s"},
+                status_code=429,
+                headers={"Retry-After": str(exc.retry_after_s)},
+            )
         except Exception as exc:
             logger.warning("events not logged: %s", type(exc).__name__)
             return _unavailable("the event log is unavailable; retry with the same event_ids")
@@ -234,6 +247,14 @@ def add_event_routes(
             logger.warning("events of a user not deleted: %s", type(exc).__name__)
             return _unavailable("the event store is unavailable; retry later")
         return EventsForgotten(user_id=user_id, events=result.events, movies=result.movies)
+
+
+def client_id(api_key: str | None) -> str:
+    """Who posts, for the rate limit: a digest of the API key (never the key), or
+    "anonymous" without one."""
+    if not api_key:
+        return "anonymous"
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
 def _unavailable(detail: str) -> JSONResponse:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -37,7 +38,7 @@ from deployments.event_applier import EventApplier
 from deployments.features import online_features
 from deployments.redis_resource import RedisResource, fail_fast
 from models.features.events import EventWeights
-from movierec.events import Event, EventKeys, ForgetResult, IngestResult
+from movierec.events import Event, EventKeys, ForgetResult, IngestResult, RateLimitedError
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,16 @@ return {accepted, duplicates}
 Atomic (a script runs alone): an event_id is marked seen iff its event is in the log. The
 dedup keys are derived inside the script, which a Redis Cluster would refuse: movierec uses
 one Redis (or a primary with replicas)."""
+
+
+RATE = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], 1000) end
+if n > tonumber(ARGV[2]) then return redis.call('PTTL', KEYS[1]) end
+return -1
+"""
+"""KEYS: the client's counter; ARGV: events in this request, the limit per second. Answers -1
+(allowed) or the milliseconds until the client's one-second window ends."""
 
 
 class EventLogUnavailableError(StageUnavailableError):
@@ -95,6 +106,8 @@ class EventsSettings(BaseModel):
         claim_idle_s: Entries another consumer took and left unacknowledged this long (it
             died) are claimed and applied.
         retention_s: Raw events older than this are trimmed from the log.
+        rate_limit_per_s: Events one client (API key; without auth: everyone) may post per
+            second, across every replica; past it HTTP 429 with `Retry-After`. 0: no limit.
         weights: How events move the features.
     """
 
@@ -108,6 +121,7 @@ class EventsSettings(BaseModel):
     block_s: float = Field(default=0.05, gt=0.0, le=5.0)
     claim_idle_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     retention_s: int = Field(default=30 * DAY_S, ge=DAY_S, le=3650 * DAY_S)
+    rate_limit_per_s: int = Field(default=5000, ge=0, le=10_000_000)
     weights: WeightsSettings = WeightsSettings()
 
 
@@ -172,14 +186,20 @@ class Events:
                 await self._task
             self._task = None
 
-    async def ingest(self, events: Sequence[Event]) -> IngestResult:
+    async def ingest(self, events: Sequence[Event], client_id: str = "anonymous") -> IngestResult:
         """Logs `events` (deduplicated by event_id) and waits until they are durable.
 
+        Args:
+            events: Validated events.
+            client_id: Who posts them (a digest of the API key), for the rate limit.
+
         Raises:
+            RateLimitedError: The client is over `rate_limit_per_s`.
             EventLogUnavailableError: Redis is down, or the log could not be fsynced.
         """
         if not events:
             return IngestResult(0, 0)
+        await self._check_rate(client_id, len(events))
         args: list[Any] = [self._settings.dedup_window_s]
         for event in events:
             args += [event.event_id or "", event.encode()]
@@ -195,6 +215,20 @@ class Events:
         except Exception as exc:
             raise EventLogUnavailableError(f"event log unavailable: {exc}") from None
         return IngestResult(int(accepted), int(duplicates))
+
+    async def _check_rate(self, client_id: str, n: int) -> None:
+        limit = self._settings.rate_limit_per_s
+        if limit <= 0:
+            return
+        try:
+            async with self._log.use() as client:
+                wait_ms = await client.eval(  # type: ignore[misc]
+                    RATE, 1, self._keys.rate(client_id), n, limit
+                )
+        except Exception as exc:
+            raise EventLogUnavailableError(f"event log unavailable: {exc}") from None
+        if int(wait_ms) >= 0:
+            raise RateLimitedError(max(1, math.ceil(int(wait_ms) / 1000)))
 
     async def forget(self, user_id: int) -> ForgetResult:
         """Removes the user's events and event-driven online features (`DELETE

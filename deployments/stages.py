@@ -86,8 +86,9 @@ class RankingStage(Protocol):
 class EventsStage(Protocol):
     """The feedback log: durable ingestion (and, in the deployment, the applier)."""
 
-    async def ingest(self, events: Sequence[Event]) -> IngestResult:
-        """Logs the events durably, deduplicated by event_id (raises when it cannot)."""
+    async def ingest(self, events: Sequence[Event], client_id: str = "anonymous") -> IngestResult:
+        """Logs the events durably, deduplicated by event_id (raises when it cannot;
+        `RateLimitedError` past the client's rate)."""
         ...
 
     async def forget(self, user_id: int) -> ForgetResult:
@@ -195,8 +196,8 @@ class RankingHandle(_Handle):
 class EventsHandle(_Handle):
     """`EventsStage` over the Events deployment's handle."""
 
-    async def ingest(self, events: Sequence[Event]) -> IngestResult:
-        result: IngestResult = await _answer(self._handle.ingest.remote(list(events)))
+    async def ingest(self, events: Sequence[Event], client_id: str = "anonymous") -> IngestResult:
+        result: IngestResult = await _answer(self._handle.ingest.remote(list(events), client_id))
         return result
 
     async def forget(self, user_id: int) -> ForgetResult:

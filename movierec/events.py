@@ -85,6 +85,21 @@ class Event:
         )
 
 
+class RateLimitedError(RuntimeError):
+    """The client posted more events than its rate allows (HTTP 429).
+
+    Attributes:
+        retry_after_s: When the client may post again, whole seconds (at least 1).
+    """
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"rate limited; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[type[RateLimitedError], tuple[int]]:
+        return (RateLimitedError, (self.retry_after_s,))
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What `POST /events` answers (HTTP 202).
@@ -152,6 +167,10 @@ class EventKeys:
     def lock(self, user_id: int) -> str:
         """Short lock: one applier at a time updates a user's features."""
         return f"{self.prefix}lock:{int(user_id)}"
+
+    def rate(self, client: str) -> str:
+        """Counter of the events `client` (an API key's digest) posted in the current second."""
+        return f"{self.prefix}rate:{client}"
 
     @property
     def users(self) -> str:

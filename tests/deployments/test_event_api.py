@@ -14,7 +14,7 @@ from deployments.api import CatchAllMiddleware, _allowed
 from deployments.catalog import Catalog, Movie
 from deployments.event_api import EVENTS_MAX_BODY_BYTES, EVENTS_PATH, add_event_routes
 from deployments.security import BodyLimitMiddleware
-from movierec.events import Event, IngestResult
+from movierec.events import Event, ForgetResult, IngestResult, RateLimitedError
 
 
 class RecordingStage:
@@ -22,13 +22,23 @@ class RecordingStage:
 
     def __init__(self) -> None:
         self.received: list[Event] = []
+        self.clients: list[str] = []
         self.down = False
+        self.limited = False
 
-    async def ingest(self, events: Sequence[Event]) -> IngestResult:
+    async def ingest(self, events: Sequence[Event], client_id: str = "anonymous") -> IngestResult:
         if self.down:
             raise ConnectionError("redis down")
+        if self.limited:
+            raise RateLimitedError(2)
+        self.clients.append(client_id)
         self.received += events
         return IngestResult(len(events), 0)
+
+    async def forget(self, user_id: int) -> ForgetResult:
+        if self.down:
+            raise ConnectionError("redis down")
+        return ForgetResult(sum(e.user_id == user_id for e in self.received), 0)
 
     async def health(self) -> dict[str, Any]:
         return {"status": "ok"}
@@ -135,3 +145,27 @@ def test_a_log_that_cannot_take_the_events_answers_503_with_retry_after(
     answer = client.post(EVENTS_PATH, json={"events": [ok()]})
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
     assert "retry" in answer.json()["detail"]
+
+
+def test_delete_answers_what_was_removed_and_503_when_down(
+    client: TestClient, stage: RecordingStage
+) -> None:
+    client.post(EVENTS_PATH, json={"events": [ok(), ok(user_id=2)]})
+    answer = client.delete("/users/1/events")
+    assert answer.status_code == 200
+    assert answer.json() == {"user_id": 1, "events": 1, "movies": 0}
+    assert client.delete("/users/0/events").status_code == 422
+    stage.down = True
+    answer = client.delete("/users/1/events")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+
+
+def test_over_the_rate_429_with_retry_after_per_key_digest(
+    client: TestClient, stage: RecordingStage
+) -> None:
+    client.post(EVENTS_PATH, json={"events": [ok()]}, headers={"X-API-Key": "k1"})
+    client.post(EVENTS_PATH, json={"events": [ok()]})
+    assert stage.clients[1] == "anonymous" and stage.clients[0] not in ("k1", "anonymous")
+    stage.limited = True
+    answer = client.post(EVENTS_PATH, json={"events": [ok()]})
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "2"

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from deployments.events import EventLogUnavailableError, Events
 from deployments.features import Features
-from movierec.events import Event, EventKeys
+from movierec.events import Event, EventKeys, RateLimitedError
 from movierec.payloads import UserProfile
 from tests.deployments._inprocess import TinyStage, liked_and_seen, tiny_stage
 
@@ -110,6 +110,21 @@ def test_a_new_user_with_likes_is_no_longer_unknown(stage: TinyStage) -> None:
     assert profile.features["user_rating_count"] == 1
 
 
+def test_a_client_over_its_rate_is_refused_until_its_second_ends(stage: TinyStage) -> None:
+    async def scenario() -> tuple[int, int]:
+        events = Events.func_or_class(stage.context)
+        await events.reconfigure({"apply": False, "rate_limit_per_s": 3})
+        batch = [_event(1, 1, "impression")] * 2
+        await events.ingest(batch, "client-a")
+        with pytest.raises(RateLimitedError) as refused:
+            await events.ingest(batch, "client-a")
+        other = await events.ingest(batch, "client-b")  # per client
+        return refused.value.retry_after_s, other.accepted
+
+    retry_after, other = asyncio.run(scenario())
+    assert retry_after == 1 and other == 2
+
+
 def test_an_unreachable_redis_refuses_the_events(stage: TinyStage) -> None:
     dead = stage.context.model_copy(update={"redis_url": SecretStr("redis://127.0.0.1:1/0")})
 
@@ -148,6 +163,8 @@ def test_forgetting_a_user_removes_their_events_and_event_driven_features(
     known = int(stage.artifacts.train["user_id"].iloc[-1])
     liked, seen = liked_and_seen(stage.artifacts, known)
     new_user = 900_002
+    log = redis.Redis.from_url(stage.redis_url)
+    keys = EventKeys(stage.artifacts.layout.namespace)
     movies = sorted(int(m) for m in stage.artifacts.train["movie_id"].unique())
     fresh = next(m for m in movies if m not in seen)
 
@@ -158,12 +175,9 @@ def test_forgetting_a_user_removes_their_events_and_event_driven_features(
         await events.reconfigure({})
         await events.ingest([_event(known, fresh, "rating", 5.0), _event(new_user, fresh, "watch")])
 
-        async def applied() -> bool:
-            profile = await features.user(known)
-            return (
-                profile is not None
-                and fresh in profile.seen
-                and (await features.user(new_user) is not None)
+        async def applied() -> bool:  # the applier's last write for a user: its users set
+            return bool(
+                log.sismember(keys.users, str(known)) and log.sismember(keys.users, str(new_user))
             )
 
         await _until(applied)
@@ -177,6 +191,4 @@ def test_forgetting_a_user_removes_their_events_and_event_driven_features(
     assert (gone_new.events, gone_new.movies) == (1, 1)
     assert back is not None and back.seen == frozenset(seen) and back.liked == tuple(liked)
     assert unknown is None  # a cold start again
-    client = redis.Redis.from_url(stage.redis_url)
-    keys = EventKeys(stage.artifacts.layout.namespace)
-    assert not client.exists(keys.state(known), keys.base(known), keys.state(new_user))
+    assert not log.exists(keys.state(known), keys.base(known), keys.state(new_user))

@@ -115,6 +115,11 @@ def test_a_new_user_with_five_likes_of_one_genre_is_warm(served: Served) -> None
     assert not set(movies) & set(_ids(body))
     assert len(shared) > len(body["items"]) / 2
 
+    forgotten = served.http.delete(f"/users/{user_id}/events")
+    assert forgotten.status_code == 200, forgotten.text
+    assert forgotten.json() == {"user_id": user_id, "events": 5, "movies": 5}
+    assert _recommend(served, user_id)["cold_start"]  # unknown again
+
 
 def test_invalid_events_get_422_and_a_repeated_event_id_counts_once(served: Served) -> None:
     bad = [
