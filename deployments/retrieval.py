@@ -9,13 +9,21 @@ memory, so the Controller can call Retrieval and Features concurrently). The rep
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
-from deployments.common import describe, health_payload, prepare_tensorflow, probe_model
+from deployments.common import (
+    StageUnavailableError,
+    describe,
+    health_payload,
+    prepare_tensorflow,
+    probe_model,
+)
 from deployments.config import RetrievalSettings, ServingContext
 from deployments.faults import FaultInjector
 from deployments.features import online_features
@@ -72,6 +80,8 @@ class Retrieval:
         self._faults.configure(settings.faults)
         self._settings = settings
         await self._model.set_version(settings.model_version)
+        with contextlib.suppress(StageUnavailableError):  # opened now, not on a user's call
+            await self._history.get()
 
     async def candidates(self, user_id: int, n: int) -> ScoredMovies:
         """The user's top-`n` movies by model score, best first (seen ones included); `n` is
@@ -97,6 +107,8 @@ class Retrieval:
         """A user's liked movies from the online store (posted as events: README "Real-time
         feedback"); () when the store cannot be read (the model's answer then)."""
         try:
+            # shielded: a call cancelled at its deadline must not cancel the store's opening
+            await asyncio.shield(self._history.get())
             async with self._history.use() as reader:
                 liked, _ = await reader.user_history_async(user_id)
         except Exception as exc:

@@ -30,13 +30,18 @@ def _year(value: Any) -> int | None:
         return None
 
 
+def _positive(ctx: Any, case: Any, path: str) -> bool:
+    """Whether `case` is a positive case (schema-valid input) of the operation at `path`."""
+    if ctx.operation is None or ctx.operation.path != path:
+        return False
+    meta = case.meta
+    return meta is None or bool(meta.generation.mode.is_positive)
+
+
 @schemathesis.hook
 def filter_case(ctx: Any, case: Any) -> bool:
     """False (drop) for a positive case of the recommendations route with an empty year range."""
-    if ctx.operation is None or ctx.operation.path != RECOMMENDATIONS:
-        return True
-    meta = case.meta
-    if meta is not None and not meta.generation.mode.is_positive:
+    if not _positive(ctx, case, RECOMMENDATIONS):
         return True
     query = case.query or {}
     low, high = _year(query.get("year_min")), _year(query.get("year_max"))
@@ -46,10 +51,7 @@ def filter_case(ctx: Any, case: Any) -> bool:
 @schemathesis.hook
 def map_case(ctx: Any, case: Any) -> Any:
     """A positive case of `POST /events` mapped onto the rules its schema cannot state."""
-    if ctx.operation is None or ctx.operation.path != EVENTS:
-        return case
-    meta = case.meta
-    if meta is not None and not meta.generation.mode.is_positive:
+    if not _positive(ctx, case, EVENTS):
         return case
     body = case.body
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
