@@ -117,17 +117,28 @@ def test_a_new_user_with_five_likes_of_one_genre_is_warm(served: Served) -> None
         lambda: not _recommend(served, user_id)["cold_start"], APPLIED_BOUND_S, "still cold"
     )
     body = _personal_answer(served, user_id)
-    shared = [item for item in body["items"] if genre in item["genres"]]
-    share_in_catalog = genres[genre] / len(catalog)
+    liked_genres = {
+        g
+        for m, gs in zip(catalog["movie_id"], catalog["genres"], strict=True)
+        if int(m) in movies
+        for g in gs
+    }
+    shared = [item for item in body["items"] if liked_genres & set(item["genres"])]
+    of_genre = [item for item in body["items"] if genre in item["genres"]]
+    in_catalog = sum(bool(liked_genres & set(gs)) for gs in catalog["genres"]) / len(catalog)
     print(
         f"\nnew user warm {lag * 1000:.0f} ms after the 202; {len(shared)} of "
-        f"{len(body['items'])} {genre} (catalog share {share_in_catalog:.2f}); "
+        f"{len(body['items'])} share the liked genres {sorted(liked_genres)} (catalog share "
+        f"{in_catalog:.2f}), {len(of_genre)} are {genre} (catalog share "
+        f"{genres[genre] / len(catalog):.2f}); "
         f"sources {Counter(s for i in body['items'] for s in i['sources'])}, "
         f"fallbacks {body['fallbacks']}"
     )
     assert not body["cold_start"] and _personal(body)
     assert not set(movies) & set(_ids(body))
-    assert len(shared) > len(body["items"]) / 2
+    assert len(shared) > len(body["items"]) / 2  # "most of it shares their genres"
+    # and the liked genre itself at least twice as present as in the catalog
+    assert len(of_genre) / len(body["items"]) > 2 * genres[genre] / len(catalog)
 
     forgotten = served.http.delete(f"/users/{user_id}/events")
     assert forgotten.status_code == 200, forgotten.text
