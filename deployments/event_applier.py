@@ -1,16 +1,12 @@
 """The applier: logged events -> the user's online features, through Feast.
 
-Each Events replica runs one, as a consumer (its own name) of the stream's consumer group:
-
-1. on (re)connection it first re-reads its own pending entries (taken, not acknowledged:
-   e.g. Redis restarted from its AOF in the middle of a batch), then reads new ones;
-2. now and then it claims entries another consumer left pending for `claim_idle_s` (that
-   replica died) and trims the log to the retention;
-3. for each user of a batch, under a short per-user lock (several replicas), it folds the
-   events into the user's state hash (idempotent: every part of a movie's state carries the
-   stream position that set it), computes the features from the user's base row
-   (`models.features.events.fold_features`) and writes them to the online store
-   (`models.features.event_store.write_rows`); then it acknowledges the entries.
+Each Events replica runs one, a consumer of the stream's group `appliers` (the loop, the
+claiming of a dead replica's entries and the acknowledgement are `deployments.event_consumer`'s).
+For each user of a batch, under a short per-user lock (several replicas), it folds the events
+into the user's state hash (idempotent: every part of a movie's state carries the stream
+position that set it), computes the features from the user's base row
+(`models.features.events.fold_features`) and writes them to the online store
+(`models.features.event_store.write_rows`); the loop then acknowledges the entries.
 
 An event acknowledged by `POST /events` is in the log; the log entry is acknowledged in the
 group only once applied, so a crash (of a replica, or of Redis) at any point leaves it to be
@@ -22,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -33,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio
 
-from deployments.common import describe
+from deployments.event_consumer import Entry, GroupConsumer
 from deployments.redis_resource import RedisResource
 from models.features.events import BaseFeatures, MovieState, fold_features, parse_seq
 from movierec.events import Event, EventKeys
@@ -51,11 +45,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-Entry = tuple[bytes, dict[bytes, bytes]]
 LagObserver = Callable[[Event, float], None]
 
 
-class EventApplier:
+class EventApplier(GroupConsumer):
     """Applies the event log to the online store (one per Events replica)."""
 
     def __init__(
@@ -67,96 +60,24 @@ class EventApplier:
         settings: EventsSettings,
         on_applied: LagObserver | None = None,
     ) -> None:
-        self._keys = keys
-        self._log = log
         self._store = store
         self._genres = movie_genres
         self._on_applied = on_applied
-        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.configure(settings)
-        self.applied = 0
-        self.batches = 0
-        self.last_error: str | None = None
-        self._last_claim = 0.0
+        super().__init__(keys.group, keys, log, settings)
 
     def configure(self, settings: EventsSettings) -> None:
         """Applies new settings (the next batch uses them)."""
-        self._settings = settings
+        super().configure(settings)
         self._weights = settings.weights.to_weights()
 
-    def describe(self) -> dict[str, Any]:
-        """Progress, for `/healthz`."""
-        return {
-            "consumer": self.consumer,
-            "applied": self.applied,
-            "batches": self.batches,
-            "applier_error": self.last_error,
-        }
+    @property
+    def applied(self) -> int:
+        """Log entries applied by this replica."""
+        return self.handled
 
-    async def run(self) -> None:
-        """Applies the log until cancelled; a failure (Redis down) is retried every 0.5 s."""
-        own_pending = True
-        while True:
-            try:
-                async with self._log.use() as client:
-                    await self._ensure_group(client)
-                    entries = await self._read(client, "0" if own_pending else ">")
-                    if own_pending and not entries:
-                        own_pending = False
-                        continue
-                    if not entries and time.monotonic() - self._last_claim > 1.0:
-                        entries = await self._claim(client)
-                    if entries:
-                        await self._apply(client, entries)
-                self.last_error = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # redis-py can turn a cancellation mid-command into a connection error
-                    raise asyncio.CancelledError from None
-                own_pending = True  # Redis may have restarted: our pending entries first
-                if self.last_error != describe(exc):
-                    logger.warning("event applier: %s", describe(exc))
-                self.last_error = describe(exc)
-                await asyncio.sleep(0.5)
-
-    async def _ensure_group(self, client: redis.asyncio.Redis) -> None:
-        try:
-            await client.xgroup_create(self._keys.stream, self._keys.group, id="0", mkstream=True)
-        except redis.exceptions.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def _read(self, client: redis.asyncio.Redis, start: str) -> list[Entry]:
-        block = None if start == "0" else max(1, int(self._settings.block_s * 1000))
-        answer = await client.xreadgroup(
-            self._keys.group,
-            self.consumer,
-            {self._keys.stream: start},
-            count=self._settings.batch,
-            block=block,
-        )
-        if not answer:
-            return []
-        entries: list[Entry] = answer[0][1]
-        return [(entry_id, fields) for entry_id, fields in entries if fields]
-
-    async def _claim(self, client: redis.asyncio.Redis) -> list[Entry]:
-        """Entries a dead consumer left pending; also trims the log to the retention."""
-        self._last_claim = time.monotonic()
-        oldest_ms = int((time.time() - self._settings.retention_s) * 1000)
-        await client.xtrim(self._keys.stream, minid=f"{oldest_ms}-0", approximate=True)
-        answer = await client.xautoclaim(
-            self._keys.stream,
-            self._keys.group,
-            self.consumer,
-            min_idle_time=int(self._settings.claim_idle_s * 1000),
-            start_id="0-0",
-            count=self._settings.batch,
-        )
-        return [(entry_id, fields) for entry_id, fields in answer[1] if fields]
+    async def handle(self, client: redis.asyncio.Redis, entries: list[Entry]) -> None:
+        """Applies a batch (acknowledged by the loop once applied)."""
+        await self._apply(client, entries)
 
     async def _apply(self, client: redis.asyncio.Redis, entries: list[Entry]) -> None:
         by_user: dict[int, list[tuple[Event, bytes]]] = defaultdict(list)
@@ -170,9 +91,6 @@ class EventApplier:
         async with self._store.use() as reader:
             for user_id, events in by_user.items():
                 await self._apply_user(client, reader, user_id, events)
-        await client.xack(self._keys.stream, self._keys.group, *(e for e, _ in entries))
-        self.applied += len(entries)
-        self.batches += 1
 
     async def _apply_user(
         self,

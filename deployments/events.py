@@ -25,6 +25,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import redis.asyncio
@@ -35,6 +36,7 @@ from deployments.catalog import Catalog
 from deployments.common import StageUnavailableError, health_payload
 from deployments.config import ServingContext
 from deployments.event_applier import EventApplier
+from deployments.event_exporter import EventExporter
 from deployments.features import online_features
 from deployments.redis_resource import RedisResource, fail_fast
 from models.features.events import EventWeights
@@ -100,7 +102,7 @@ class EventsSettings(BaseModel):
         durability: "aof": answer only after WAITAOF saw the log fsynced (needs appendonly
             on the Redis); "none": after the append (tests of other things, never production).
         fsync_timeout_s: WAITAOF's bound; past it the request gets 503.
-        apply: Whether this deployment's replicas run the applier.
+        apply: Whether this deployment's replicas run the applier (and the exporter).
         batch: Stream entries an applier takes per read.
         block_s: How long an idle applier's read waits for new entries.
         claim_idle_s: Entries another consumer took and left unacknowledged this long (it
@@ -108,6 +110,9 @@ class EventsSettings(BaseModel):
         retention_s: Raw events older than this are trimmed from the log.
         rate_limit_per_s: Events one client (API key; without auth: everyone) may post per
             second, across every replica; past it HTTP 429 with `Retry-After`. 0: no limit.
+        export: Whether the replicas also copy the log to parquet part files (with `apply`).
+        offline_dir: Where the part files go (shared storage with replicas on several
+            nodes); None: `<run_dir>/events/<namespace>`.
         weights: How events move the features.
     """
 
@@ -122,6 +127,8 @@ class EventsSettings(BaseModel):
     claim_idle_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     retention_s: int = Field(default=30 * DAY_S, ge=DAY_S, le=3650 * DAY_S)
     rate_limit_per_s: int = Field(default=5000, ge=0, le=10_000_000)
+    export: bool = True
+    offline_dir: Path | None = None
     weights: WeightsSettings = WeightsSettings()
 
 
@@ -172,19 +179,33 @@ class Events:
         self._applier = EventApplier(
             self._keys, self._log, online_features(context), movie_genres, self._settings
         )
-        self._task: asyncio.Task[None] | None = None
+        self._exporter = EventExporter(
+            self._keys,
+            self._log,
+            context.run_dir / "events" / context.layout.namespace,
+            self._settings,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Applies the `user_config` (`EventsSettings`); starts or stops the applier."""
         self._settings = EventsSettings.model_validate(config or {})
         self._applier.configure(self._settings)
-        if self._settings.apply and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._applier.run())
-        elif not self._settings.apply and self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._exporter.configure(self._settings)
+        if self._settings.offline_dir is not None:
+            self._exporter.directory = self._settings.offline_dir
+        if self._settings.apply and not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._applier.run())]
+            if self._settings.export:
+                self._tasks.append(loop.create_task(self._exporter.run()))
+        elif not self._settings.apply and self._tasks:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._tasks = []
 
     async def ingest(self, events: Sequence[Event], client_id: str = "anonymous") -> IngestResult:
         """Logs `events` (deduplicated by event_id) and waits until they are durable.
@@ -251,9 +272,9 @@ class Events:
             raise EventLogUnavailableError("the event log was not fsynced in time")
 
     async def health(self) -> dict[str, Any]:
-        """Redis answers; the applier's progress."""
+        """Redis answers; the applier's and the exporter's progress."""
         _, problem = await self._log.probe(ping)
-        detail = self._applier.describe()
+        detail = {"applier": self._applier.describe(), "exporter": self._exporter.describe()}
         if problem is not None:
             return health_payload("unavailable", error=problem, **detail)
         return health_payload("ok", **detail)

@@ -104,3 +104,22 @@ def compact(directory: Path, drop_users: Sequence[int] = ()) -> Path | None:
         if old != path:
             old.unlink(missing_ok=True)
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m models.features.event_log compact DIR [--drop-user ID ...]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    merge = commands.add_parser("compact", help="merge the part files of DIR into one")
+    merge.add_argument("directory", type=Path)
+    merge.add_argument("--drop-user", type=int, action="append", default=[])
+    args = parser.parse_args(argv)
+    path = compact(args.directory, args.drop_user)
+    print(path if path is not None else f"nothing to compact in {args.directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

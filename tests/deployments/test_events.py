@@ -81,7 +81,7 @@ def test_events_are_logged_once_and_move_the_online_features(stage: TinyStage) -
     assert liked[0] not in profile.liked  # dismissed
     assert {fresh[0], fresh[1], liked[0]} <= profile.seen and fresh[2] not in profile.seen
     assert profile.features["user_rating_count"] == len(seen) + 1
-    assert health["status"] == "ok" and health["detail"]["applied"] >= 4
+    assert health["status"] == "ok" and health["detail"]["applier"]["entries"] >= 4
     log = redis.Redis.from_url(stage.redis_url)
     assert log.xlen(EventKeys(stage.artifacts.layout.namespace).stream) == 4  # nothing twice
 
@@ -193,3 +193,38 @@ def test_forgetting_a_user_removes_their_events_and_event_driven_features(
     assert back is not None and back.seen == frozenset(seen) and back.liked == tuple(liked[:50])
     assert unknown is None  # a cold start again
     assert not log.exists(keys.state(known), keys.base(known), keys.state(new_user))
+
+
+def test_the_log_is_copied_to_parquet_part_files_once(
+    stage: TinyStage, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from models.features.event_log import compact, read_events
+
+    directory = tmp_path_factory.mktemp("offline")
+    user_id = 900_003
+    movie = int(stage.artifacts.train["movie_id"].iloc[1])
+
+    async def scenario() -> None:
+        events = Events.func_or_class(stage.context)
+        await events.reconfigure({"offline_dir": str(directory)})
+        await events.ingest(
+            [
+                _event(user_id, movie, "rating", 3.5, event_id="off-1"),
+                _event(user_id, movie, "watch"),
+            ]
+        )
+
+        async def exported() -> bool:
+            frame = read_events(directory)
+            return bool((frame["user_id"] == user_id).sum() == 2)
+
+        await _until(exported)
+        await events.reconfigure({"apply": False})
+
+    asyncio.run(scenario())
+    frame = read_events(directory)
+    mine = frame[frame["user_id"] == user_id]
+    assert mine["type"].tolist() == ["rating", "watch"] and mine["value"].iloc[0] == 3.5
+    assert frame["entry_id"].is_unique  # every logged event once (earlier tests' too)
+    compact(directory, drop_users=[user_id])
+    assert not (read_events(directory)["user_id"] == user_id).any()

@@ -37,3 +37,12 @@ def test_compaction_can_drop_a_users_events(tmp_path: Path) -> None:
     write_part(tmp_path, _entries(1, 2, user_id=7) + _entries(5, 1, user_id=8))
     compact(tmp_path, drop_users=[7])
     assert read_events(tmp_path)["user_id"].tolist() == [8]
+
+
+def test_the_cli_compacts(tmp_path: Path, capsys: object) -> None:
+    from models.features.event_log import main
+
+    write_part(tmp_path, _entries(1, 2))
+    write_part(tmp_path, _entries(3, 2))
+    assert main(["compact", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("*.parquet"))) == 1 and len(read_events(tmp_path)) == 4
