@@ -82,6 +82,8 @@ def read_events(directory: Path) -> pd.DataFrame:
     if not files:
         return SCHEMA.empty_table().to_pandas()
     frame = pd.concat([pq.read_table(f, schema=SCHEMA).to_pandas() for f in files])
+    if frame.empty:
+        return frame.reset_index(drop=True)
     order = frame["entry_id"].str.split("-", expand=True).astype("int64")
     frame = frame.assign(_ms=order[0], _n=order[1]).sort_values(["_ms", "_n"], kind="stable")
     frame = frame.drop_duplicates("entry_id").drop(columns=["_ms", "_n"])

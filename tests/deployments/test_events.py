@@ -68,6 +68,12 @@ def test_events_are_logged_once_and_move_the_online_features(stage: TinyStage) -
 
         lag = await _until(applied)
         profile = await features.user(user_id)
+
+        async def acknowledged() -> bool:  # the loop acknowledges after the features moved
+            health = await events.health()
+            return bool(health["detail"]["applier"]["entries"] >= 4)
+
+        await _until(acknowledged)
         health = await events.health()
         await events.reconfigure({"apply": False})  # stops the applier
         return first, again, profile, lag, health

@@ -37,6 +37,8 @@ def test_compaction_can_drop_a_users_events(tmp_path: Path) -> None:
     write_part(tmp_path, _entries(1, 2, user_id=7) + _entries(5, 1, user_id=8))
     compact(tmp_path, drop_users=[7])
     assert read_events(tmp_path)["user_id"].tolist() == [8]
+    compact(tmp_path, drop_users=[8])  # nothing left: an empty file, read as no events
+    assert read_events(tmp_path).empty
 
 
 def test_the_cli_compacts(tmp_path: Path, capsys: object) -> None:
