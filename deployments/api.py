@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.event_api import EVENTS_MAX_BODY_BYTES, EVENTS_PATH, add_event_routes
 from deployments.openapi import (
     PROTOCOL_ERRORS,
     UNAUTHORIZED,
@@ -51,6 +52,7 @@ from deployments.security import (
     SecurityPolicy,
 )
 from deployments.service import MovieNotFoundError, RecommendService, StageFailedError
+from deployments.stages import EventsStage
 from movierec.payloads import CandidateFilter
 
 logger = logging.getLogger(__name__)
@@ -94,13 +96,18 @@ def _allowed(params: frozenset[str]) -> Callable[[Request], Awaitable[None]]:
     return reject_unknown
 
 
-def create_app(service: RecommendService, policy: SecurityPolicy | None = None) -> FastAPI:
+def create_app(
+    service: RecommendService,
+    policy: SecurityPolicy | None = None,
+    events: EventsStage | None = None,
+) -> FastAPI:
     """The movierec HTTP API over `service`.
 
     Args:
         service: The recommendation flow.
         policy: Auth and body cap; None reads the settings (`SecurityPolicy.from_settings`,
             which refuses an insecure production configuration).
+        events: The feedback log; None: no `POST /events` (the single-process baseline).
 
     `/healthz` needs no key (load balancers and probes must reach it without secrets), but
     with auth on an unauthenticated caller sees only the statuses: pids and details need the
@@ -126,7 +133,11 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
         redoc_url=None,
     )
     mount_docs(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=policy.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=policy.max_body_bytes,
+        route_caps={EVENTS_PATH: EVENTS_MAX_BODY_BYTES},
+    )
     app.add_middleware(CatchAllMiddleware)
 
     @app.get(
@@ -215,6 +226,8 @@ def create_app(service: RecommendService, policy: SecurityPolicy | None = None) 
             return health.statuses_only()
         return health
 
+    if events is not None:
+        add_event_routes(app, events, service.catalog, protected, errors, _allowed)
     return app
 
 

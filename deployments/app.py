@@ -23,6 +23,7 @@ from ray.serve import Application, Deployment
 from deployments.config import ServingContext
 from deployments.content import Content
 from deployments.controller import Controller
+from deployments.events import Events
 from deployments.features import Features
 from deployments.ranking import Ranking
 from deployments.retrieval import Retrieval
@@ -101,7 +102,7 @@ def _deployment(decorated: object) -> Deployment:
 
 
 def build_app(args: AppArgs) -> Application:
-    """Binds the five deployments into one application whose ingress is the Controller.
+    """Binds the six deployments into one application whose ingress is the Controller.
 
     Args:
         args: The application's `args`; Serve validates them into `AppArgs` from this
@@ -118,4 +119,5 @@ def build_app(args: AppArgs) -> Application:
     ranking = _deployment(Ranking).bind(
         context, args.ranking_intra_op_threads, args.ranking_inter_op_threads
     )
-    return _deployment(Controller).bind(retrieval, content, features, ranking, context)
+    events = _deployment(Events).bind(context)
+    return _deployment(Controller).bind(retrieval, content, features, ranking, context, events)

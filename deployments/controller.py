@@ -23,7 +23,7 @@ from deployments.observability.backends import RayServeBackend
 from deployments.observability.serving import ServingMetrics
 from deployments.security import SecurityPolicy
 from deployments.service import RecommendService, manifest_version
-from deployments.stages import handles_for
+from deployments.stages import EventsHandle, handles_for
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Controller:
         features: DeploymentHandle,
         ranking: DeploymentHandle,
         context: ServingContext,
+        events: DeploymentHandle | None = None,
     ) -> None:
         """Loads the catalog and the popularity list into memory.
 
@@ -49,11 +50,13 @@ class Controller:
             features: Handle of the `Features` deployment.
             ranking: Handle of the `Ranking` deployment.
             context: The artifacts tree.
+            events: Handle of the `Events` deployment (`POST /events`); None: no such route.
         """
         self._policy = SecurityPolicy.from_settings()  # refuses an insecure production setup
         catalog = Catalog.load(context.layout.catalog_dir)
         self._ranking_dir = context.layout.ranking_dir
         self._metrics = ServingMetrics(RayServeBackend(), catalog)
+        self._events = None if events is None else EventsHandle(events)
         self._service = RecommendService(
             handles_for(retrieval, content, features, ranking),
             catalog,
@@ -69,7 +72,7 @@ class Controller:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """The HTTP API over this replica's service (Serve calls it after `__init__`)."""
-        return create_app(self._service, self._policy)
+        return create_app(self._service, self._policy, self._events)
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Applies the `user_config` (`ControllerConfig`) without a restart."""

@@ -10,15 +10,25 @@ memory, so the Controller can call Retrieval and Features concurrently). The rep
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
 from deployments import batching
-from deployments.common import health_payload, prepare_tensorflow, probe_model
+from deployments.common import (
+    StageUnavailableError,
+    describe,
+    health_payload,
+    prepare_tensorflow,
+    probe_model,
+)
 from deployments.config import RetrievalSettings, ServingContext
 from deployments.faults import FaultInjector
+from deployments.features import online_features
 from deployments.model_slot import ModelSlot
 from movierec.layout import ArtifactLayout
 from movierec.payloads import ScoredMovies
@@ -26,10 +36,16 @@ from movierec.payloads import ScoredMovies
 if TYPE_CHECKING:
     from models.retrieval.runtime import RetrievalRuntime
 
+logger = logging.getLogger(__name__)
+
 
 @serve.deployment
 class Retrieval:
-    """Two-tower retrieval over the whole catalog (`deployments.stages.RetrievalStage`)."""
+    """Two-tower retrieval over the whole catalog (`deployments.stages.RetrievalStage`).
+
+    A user the model does not know (not in its users table) who has liked movies in the online
+    store (posted as events) is answered from the mean of those movies' embeddings instead of
+    the model's out-of-vocabulary bucket (`models.retrieval.liked`)."""
 
     def __init__(
         self, context: ServingContext, intra_op_threads: int = 1, inter_op_threads: int = 1
@@ -50,6 +66,8 @@ class Retrieval:
             "retrieval model", context.artifacts, self._load
         )
         self._model.load()
+        # Users the model does not know are answered from their liked movies (online store).
+        self._history = online_features(context)
 
     def _load(self, layout: ArtifactLayout) -> RetrievalRuntime:
         from models.retrieval.runtime import RetrievalRuntime
@@ -65,6 +83,8 @@ class Retrieval:
         self._settings = settings
         batching.configure(self._candidates_batch, settings)
         await self._model.set_version(settings.model_version)
+        with contextlib.suppress(StageUnavailableError):  # opened now, not on a user's call
+            await self._history.get()
 
     async def candidates(self, user_id: int, n: int) -> ScoredMovies:
         """The user's top-`n` movies by model score, best first (seen ones included); `n` is
@@ -79,8 +99,13 @@ class Retrieval:
             StageUnavailableError: The model is not loaded.
         """
         await self._faults.apply("candidates")
-        await self._model.get()
-        return await self._candidates_batch((user_id, min(int(n), self._settings.max_n)))
+        runtime = await self._model.get()
+        n = min(int(n), self._settings.max_n)
+        if runtime.liked is not None and len(runtime.users) and user_id not in runtime.users:
+            liked = await self._liked_movies(user_id)
+            if liked:
+                return runtime.liked.candidates(liked, min(n, runtime.k))
+        return await self._candidates_batch((user_id, n))
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _candidates_batch(self, queries: list[tuple[int, int]]) -> list[ScoredMovies]:
@@ -99,6 +124,19 @@ class Retrieval:
         await self._faults.apply("related")
         runtime = await self._model.get()
         return runtime.related(user_id, min(int(n), self._settings.max_n))
+
+    async def _liked_movies(self, user_id: int) -> tuple[int, ...]:
+        """A user's liked movies from the online store (posted as events: README "Real-time
+        feedback"); () when the store cannot be read (the model's answer then)."""
+        try:
+            # shielded: a call cancelled at its deadline must not cancel the store's opening
+            await asyncio.shield(self._history.get())
+            async with self._history.use() as reader:
+                liked, _ = await reader.user_history_async(user_id)
+        except Exception as exc:
+            logger.debug("liked movies of an unknown user not read: %s", describe(exc))
+            return ()
+        return liked
 
     async def health(self) -> dict[str, Any]:
         """Stage health (cheap: no model call)."""

@@ -19,7 +19,7 @@ annotations at runtime.
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -145,16 +145,20 @@ class APIKeyGuard:
 
 
 class BodyLimitMiddleware:
-    """HTTP 413 for a request body over `max_bytes`: by its Content-Length, or, for a chunked
-    body, by reading it (at most `max_bytes` + one chunk is buffered) before the app runs."""
+    """HTTP 413 for a request body over `max_bytes` (or its path's own cap in `route_caps`):
+    by its Content-Length, or, for a chunked body, by reading it (at most the cap + one chunk
+    is buffered) before the app runs."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, route_caps: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.route_caps = dict(route_caps or {})
 
-    def _reject(self) -> JSONResponse:
+    def _reject(self, max_bytes: int) -> JSONResponse:
         return JSONResponse(
-            {"detail": f"request body too large (limit {self.max_bytes} bytes)"},
+            {"detail": f"request body too large (limit {max_bytes} bytes)"},
             status_code=413,
         )
 
@@ -162,6 +166,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.route_caps.get(scope.get("path", ""), self.max_bytes)
         headers = dict(scope.get("headers", ()))
         if b"content-length" in headers:
             try:
@@ -171,8 +176,8 @@ class BodyLimitMiddleware:
             if declared < 0:
                 invalid = JSONResponse({"detail": "invalid Content-Length"}, status_code=400)
                 await invalid(scope, receive, send)
-            elif declared > self.max_bytes:
-                await self._reject()(scope, receive, send)
+            elif declared > max_bytes:
+                await self._reject(max_bytes)(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
@@ -187,8 +192,8 @@ class BodyLimitMiddleware:
             if message["type"] != "http.request":
                 break
             size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._reject()(scope, receive, send)
+            if size > max_bytes:
+                await self._reject(max_bytes)(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break

@@ -25,7 +25,8 @@ than the whole pipeline's compute.
   HAProxy sends a request again, to another Controller replica (Ray's template has
   `option redispatch 1`), when the connection failed (Ray's default) or when the replica
   closed it without answering: a replica killed with the request in flight. Safe because
-  every route of the API is a read (GET; anything else is refused before the app). A
+  every route is a read (GET) but `POST /events`, which is idempotent per `event_id` (a
+  resent request's events are counted as duplicates; events without one may count twice). A
   late (`response-timeout`) or refused (503: backpressure) request is not retried. Ray's
   Python proxy (`MOVIEREC_SERVE_DEFAULT_MODE=1`) has no such retry: a killed Controller
   replica fails the requests it had in flight (README "Reliability").

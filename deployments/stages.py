@@ -13,12 +13,14 @@ which frees the replica's slot.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
+from movierec.events import Event, ForgetResult, IngestResult
 from movierec.payloads import CandidateFilter, RankQuery, ScoredMovies, UserProfile
 
 T = TypeVar("T")
@@ -83,6 +85,23 @@ class RankingStage(Protocol):
 
     async def health(self) -> HealthPayload:
         """The ranker is loaded; batching statistics."""
+        ...
+
+
+class EventsStage(Protocol):
+    """The feedback log: durable ingestion (and, in the deployment, the applier)."""
+
+    async def ingest(self, events: Sequence[Event], client_id: str = "anonymous") -> IngestResult:
+        """Logs the events durably, deduplicated by event_id (raises when it cannot;
+        `RateLimitedError` past the client's rate)."""
+        ...
+
+    async def forget(self, user_id: int) -> ForgetResult:
+        """Removes the user's events and event-driven features."""
+        ...
+
+    async def health(self) -> HealthPayload:
+        """Redis answers; the applier's progress."""
         ...
 
 
@@ -180,6 +199,18 @@ class RankingHandle(_Handle):
 
     async def rank(self, query: RankQuery) -> np.ndarray:
         result: np.ndarray = await _answer(self._handle.rank.remote(query))
+        return result
+
+
+class EventsHandle(_Handle):
+    """`EventsStage` over the Events deployment's handle."""
+
+    async def ingest(self, events: Sequence[Event], client_id: str = "anonymous") -> IngestResult:
+        result: IngestResult = await _answer(self._handle.ingest.remote(list(events), client_id))
+        return result
+
+    async def forget(self, user_id: int) -> ForgetResult:
+        result: ForgetResult = await _answer(self._handle.forget.remote(user_id))
         return result
 
 

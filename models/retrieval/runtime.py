@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from models.retrieval.liked import MOVIE_EMBEDDINGS_FILE, LikedMoviesQuery
 from models.tensorflow_env import configure_threads, tf
 from movierec.layout import ArtifactLayout
 from movierec.payloads import ScoredMovies
@@ -75,6 +76,9 @@ class UserSideFeatures:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._rows
 
     def features(self, user_id: int) -> dict[str, list[Any]]:
         """Signature side features of one user ({} when unknown: the model's defaults)."""
@@ -261,11 +265,18 @@ class RetrievalRuntime:
     """
 
     def __init__(
-        self, retriever: Retriever, users: UserSideFeatures, itemcf: ItemCFRuntime | None = None
+        self,
+        retriever: Retriever,
+        users: UserSideFeatures,
+        itemcf: ItemCFRuntime | None = None,
+        liked: LikedMoviesQuery | None = None,
     ) -> None:
         self.retriever = retriever
         self.users = users
         self.itemcf = itemcf
+        self.liked = liked
+        """Retrieval from liked movies, for users the model does not know (None: no
+        `movie_embeddings.parquet` in the export)."""
 
     @classmethod
     def load(
@@ -290,7 +301,9 @@ class RetrievalRuntime:
             else None
         )
         users = UserSideFeatures.load(layout.retrieval_dir, layout.features_dir)
-        runtime = cls(retriever, users, itemcf)
+        embeddings = layout.retrieval_dir / MOVIE_EMBEDDINGS_FILE
+        liked = LikedMoviesQuery.load(layout.retrieval_dir) if embeddings.exists() else None
+        runtime = cls(retriever, users, itemcf, liked)
         runtime.top_k([0], 1)  # warm-up: the first call traces the signature
         return runtime
 

@@ -55,7 +55,11 @@ def render_config(
             # A query that times out must fail loudly, not return fewer than k results.
             f"loadmodule {_conf_quote(binaries.search_module)} ON_TIMEOUT FAIL",
             save,
-            "appendonly no",
+            # The append-only file: the event log's promise (`POST /events` answers 202 only
+            # after WAITAOF saw its entries fsynced, deployments/events.py). everysec: only
+            # the writers that wait with WAITAOF wait for an fsync, not every feature write.
+            "appendonly yes",
+            "appendfsync everysec",
             "enable-debug-command no",
             "enable-module-command no",
             "enable-protected-configs no",

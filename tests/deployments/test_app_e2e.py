@@ -83,7 +83,13 @@ def test_health_docs_and_openapi(served: Served) -> None:
     assert served.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
     spec = served.get("/openapi.json").json()
     paths = spec["paths"]
-    assert {"/recommendations/{user_id}", "/movies/{movie_id}/similar", "/healthz"} <= set(paths)
+    assert {
+        "/recommendations/{user_id}",
+        "/movies/{movie_id}/similar",
+        "/healthz",
+        "/events",
+        "/users/{user_id}/events",
+    } <= set(paths)
     assert "securitySchemes" not in spec.get("components", {})  # auth is off here
 
 
@@ -116,7 +122,7 @@ def test_api_contract_with_auth_on(served: Served) -> None:
     from deployments.config import ControllerConfig
     from deployments.security import API_KEY_HEADER, SecurityPolicy
     from deployments.service import RecommendService
-    from deployments.stages import handles_for
+    from deployments.stages import EventsHandle, handles_for
 
     handles = [
         serve.get_deployment_handle(name, app_name=APP)
@@ -127,7 +133,8 @@ def test_api_contract_with_auth_on(served: Served) -> None:
     )
     # the Serve app's stage deadlines: answers, not speed, are tested here
     service.configure(ControllerConfig.model_validate({"timeouts": RELAXED_TIMEOUTS}))
-    api = create_app(service, SecurityPolicy(api_key=CONTRACT_KEY, max_body_bytes=16_384))
+    events = EventsHandle(serve.get_deployment_handle("Events", app_name=APP))
+    api = create_app(service, SecurityPolicy(api_key=CONTRACT_KEY, max_body_bytes=16_384), events)
     with serve_in_process(api) as base_url:
         spec = httpx.get(f"{base_url}/openapi.json").json()
         assert API_KEY_HEADER in str(spec["components"]["securitySchemes"])

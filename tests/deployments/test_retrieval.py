@@ -114,3 +114,42 @@ def test_without_a_model_the_stage_is_unavailable(
     assert health["status"] == "unavailable"
     assert health["detail"]["error"].startswith("FileNotFoundError")
     loop.run_until_complete(stage.check_health())  # not built is no reason to replace it
+
+
+def test_a_user_the_model_does_not_know_is_answered_from_their_liked_movies(
+    built: TinyStage, loop: asyncio.AbstractEventLoop
+) -> None:
+    """A new user's likes (posted as events, applied to the online store) are the query."""
+    import time
+
+    from deployments.events import Events
+    from models.retrieval.runtime import RetrievalRuntime
+    from movierec.events import Event
+
+    tiny = built.artifacts
+    runtime = RetrievalRuntime.load(tiny.layout, *tf_threads())
+    assert runtime.liked is not None
+    new_user = 700_001
+    liked = [int(m) for m in tiny.train["movie_id"].unique()[:3]]
+    stage = RetrievalClass(built.context, *tf_threads())
+    events = Events.func_or_class(built.context)
+
+    async def scenario() -> tuple[ScoredMovies, ScoredMovies]:
+        await stage.reconfigure({})
+        oov = await stage.candidates(new_user, 20)  # no likes yet: the model's OOV answer
+        await events.reconfigure({})
+        now = time.time()
+        await events.ingest([Event(new_user, m, "rating", 5.0, now, now) for m in liked])
+        started = time.monotonic()
+        while (answer := await stage.candidates(new_user, 20)).movie_ids.tolist() == (
+            oov.movie_ids.tolist()
+        ):
+            assert time.monotonic() - started < 10.0, "likes not used"
+            await asyncio.sleep(0.05)
+        await events.reconfigure({"apply": False})
+        return oov, answer
+
+    oov, answer = loop.run_until_complete(scenario())
+    np.testing.assert_array_equal(oov.movie_ids, runtime.candidates(new_user, 20).movie_ids)
+    want = runtime.liked.candidates(liked, 20)
+    np.testing.assert_array_equal(answer.movie_ids, want.movie_ids)

@@ -28,5 +28,11 @@ def test_persisting_config_keeps_snapshots(tmp_path: Path) -> None:
     assert "save 3600 1 300 100 60 10000" in _render(tmp_path, persist=True).splitlines()
 
 
+def test_config_keeps_an_append_only_file_for_the_event_log(tmp_path: Path) -> None:
+    for persist in (False, True):
+        lines = _render(tmp_path, persist=persist).splitlines()
+        assert "appendonly yes" in lines and "appendfsync everysec" in lines
+
+
 def test_url_points_at_loopback() -> None:
     assert build_url("ab12", 4711) == f"redis://:ab12@{HOST}:4711/0"

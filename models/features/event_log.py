@@ -1,0 +1,127 @@
+"""The offline copy of the event log: parquet part files under a directory, compacted.
+
+Feast's dask offline store rewrites the whole parquet file on every offline push (not atomic,
+racy across replicas), so events are not pushed offline one by one. Instead a writer appends
+each batch as its own part file, named by the batch's first and last stream entry ids (a batch
+written twice after a crash replaces its own file), written to a temporary name and renamed
+into place (readers never see half a file); `compact` merges the parts into one file,
+dropping entries seen twice. Readers (training, a Feast `FileSource` over the directory) read
+every `*.parquet` of the directory.
+
+Columns: `entry_id` (the stream entry, unique), `user_id`, `movie_id`, `type`, `value`
+(null but for ratings), `event_timestamp` (the client's time, UTC), `received` (UTC).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from movierec.events import Event
+
+SCHEMA = pa.schema(
+    [
+        ("entry_id", pa.string()),
+        ("user_id", pa.int64()),
+        ("movie_id", pa.int64()),
+        ("type", pa.string()),
+        ("value", pa.float64()),
+        ("event_timestamp", pa.timestamp("us", tz="UTC")),
+        ("received", pa.timestamp("us", tz="UTC")),
+    ]
+)
+PART_PREFIX = "part-"
+COMPACTED_PREFIX = "compacted-"
+
+
+def _table(entries: Sequence[tuple[str, Event]]) -> pa.Table:
+    def stamp(seconds: float) -> pd.Timestamp:
+        return pd.Timestamp(seconds, unit="s", tz="UTC")
+
+    return pa.table(
+        {
+            "entry_id": [entry_id for entry_id, _ in entries],
+            "user_id": [e.user_id for _, e in entries],
+            "movie_id": [e.movie_id for _, e in entries],
+            "type": [e.type for _, e in entries],
+            "value": [e.value for _, e in entries],
+            "event_timestamp": [stamp(e.timestamp) for _, e in entries],
+            "received": [stamp(e.received) for _, e in entries],
+        },
+        schema=SCHEMA,
+    )
+
+
+def _write_atomically(table: pa.Table, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, temporary)
+    os.replace(temporary, path)
+
+
+def write_part(directory: Path, entries: Sequence[tuple[str, Event]]) -> Path | None:
+    """Appends one batch of logged events as a part file; None for an empty batch."""
+    if not entries:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    first, last = entries[0][0], entries[-1][0]
+    path = directory / f"{PART_PREFIX}{first}_{last}.parquet"
+    _write_atomically(_table(entries), path)
+    return path
+
+
+def read_events(directory: Path) -> pd.DataFrame:
+    """Every event of the directory (parts and compacted files), each entry once, in log
+    order."""
+    files = sorted(directory.glob("*.parquet")) if directory.exists() else []
+    if not files:
+        return SCHEMA.empty_table().to_pandas()
+    frame = pd.concat([pq.read_table(f, schema=SCHEMA).to_pandas() for f in files])
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    order = frame["entry_id"].str.split("-", expand=True).astype("int64")
+    frame = frame.assign(_ms=order[0], _n=order[1]).sort_values(["_ms", "_n"], kind="stable")
+    frame = frame.drop_duplicates("entry_id").drop(columns=["_ms", "_n"])
+    return frame.reset_index(drop=True)
+
+
+def compact(directory: Path, drop_users: Sequence[int] = ()) -> Path | None:
+    """Merges every file of the directory into one, without duplicates (and without the
+    events of `drop_users`: a deletion); None when there is nothing to compact."""
+    files = sorted(directory.glob("*.parquet")) if directory.exists() else []
+    if not files:
+        return None
+    frame = read_events(directory)
+    if drop_users:
+        frame = frame[~frame["user_id"].isin([int(u) for u in drop_users])]
+    last = frame["entry_id"].iloc[-1] if len(frame) else "0-0"
+    path = directory / f"{COMPACTED_PREFIX}{last}-{uuid.uuid4().hex[:8]}.parquet"
+    _write_atomically(pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False), path)
+    for old in files:
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m models.features.event_log compact DIR [--drop-user ID ...]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    merge = commands.add_parser("compact", help="merge the part files of DIR into one")
+    merge.add_argument("directory", type=Path)
+    merge.add_argument("--drop-user", type=int, action="append", default=[])
+    args = parser.parse_args(argv)
+    path = compact(args.directory, args.drop_user)
+    print(path if path is not None else f"nothing to compact in {args.directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The offline copy of the event log: part files and compaction (pure files, no services)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.features.event_log import compact, read_events, write_part
+from movierec.events import Event
+
+
+def _entries(start: int, n: int, user_id: int = 1) -> list[tuple[str, Event]]:
+    return [
+        (f"{start + i}-0", Event(user_id, 10 + i, "rating", 4.0, 1.7e9 + i, 1.8e9 + i))
+        for i in range(n)
+    ]
+
+
+def test_parts_are_read_in_log_order_once_and_compacted(tmp_path: Path) -> None:
+    directory = tmp_path / "events"
+    assert read_events(directory).empty and compact(directory) is None
+    write_part(directory, _entries(200, 2))
+    write_part(directory, _entries(100, 3, user_id=2))
+    write_part(directory, _entries(100, 3, user_id=2))  # the same batch again: same file
+    assert len(list(directory.glob("*.parquet"))) == 2
+    frame = read_events(directory)
+    assert frame["entry_id"].tolist() == ["100-0", "101-0", "102-0", "200-0", "201-0"]
+    assert str(frame["event_timestamp"].dt.tz) == "UTC"
+    write_part(directory, _entries(201, 2))  # overlaps the first part: deduplicated
+    compacted = compact(directory)
+    assert compacted is not None and list(directory.glob("*.parquet")) == [compacted]
+    assert read_events(directory)["entry_id"].tolist() == [
+        "100-0", "101-0", "102-0", "200-0", "201-0", "202-0",
+    ]  # fmt: skip
+
+
+def test_compaction_can_drop_a_users_events(tmp_path: Path) -> None:
+    write_part(tmp_path, _entries(1, 2, user_id=7) + _entries(5, 1, user_id=8))
+    compact(tmp_path, drop_users=[7])
+    assert read_events(tmp_path)["user_id"].tolist() == [8]
+    compact(tmp_path, drop_users=[8])  # nothing left: an empty file, read as no events
+    assert read_events(tmp_path).empty
+
+
+def test_the_cli_compacts(tmp_path: Path, capsys: object) -> None:
+    from models.features.event_log import main
+
+    write_part(tmp_path, _entries(1, 2))
+    write_part(tmp_path, _entries(3, 2))
+    assert main(["compact", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("*.parquet"))) == 1 and len(read_events(tmp_path)) == 4
