@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from benchmarks.processes import ROLE_LABELS, ROLES, ProcessMeter, by_role, role_of
@@ -60,7 +61,12 @@ def test_meter_counts_a_descendant_and_its_memory() -> None:
     try:
         meter = ProcessMeter(root=os.getpid())
         meter.start()
-        time.sleep(0.3)
+        # until the child has run a little: on a loaded machine it may wait for a core
+        busy = psutil.Process(child.pid)
+        used = sum(busy.cpu_times()[:2])
+        deadline = time.monotonic() + 60.0
+        while sum(busy.cpu_times()[:2]) - used < 0.05 and time.monotonic() < deadline:
+            time.sleep(0.1)
         reading = meter.stop()
     finally:
         child.kill()
