@@ -33,7 +33,9 @@ S3_ENDPOINT = (os.environ.get("AWS_ENDPOINT_URL") or None) if _REMOTE else None
 def _source(file_name: str) -> str:
     if _REMOTE:
         return f"{_DATA.rstrip('/')}/{file_name}"
-    return str(Path(_DATA).resolve() / file_name)
+    # absolute, symlinks kept: the registry names the tree's alias (.../eval/features), which
+    # each build repoints, never a build directory that a later build deletes
+    return str(Path(_DATA).absolute() / file_name)
 
 
 GENRE_ORDER = (
