@@ -30,7 +30,7 @@ def running(deployment: str, app: str = "movierec") -> int:
 
 
 def wait_replaced(
-    deployment: str, gone: set[int], count: int, timeout: float = 120.0, app: str = "movierec"
+    deployment: str, gone: set[int], count: int, timeout: float = 300.0, app: str = "movierec"
 ) -> float:
     """Waits until no replica of `deployment` has a pid in `gone` and Serve reports `count`
     replicas RUNNING again; returns when that was first seen (perf_counter s).
