@@ -23,6 +23,7 @@ from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -56,6 +57,13 @@ MAX_FUTURE_S = 86_400.0
 RETRY_AFTER_S = 1
 
 
+def _json_integer(value: Any) -> Any:
+    """A JSON integer: JSON Schema counts 42.0 as one; booleans and strings are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class EventIn(BaseModel):
     """One feedback event as a client posts it."""
 
@@ -69,8 +77,10 @@ class EventIn(BaseModel):
         description="Client id for deduplication (printable ASCII, no spaces); "
         "omitted: the event is not deduplicated.",
     )
-    user_id: StrictInt = Field(ge=1, le=ID_MAX)
-    movie_id: StrictInt = Field(ge=1, le=ID_MAX, description="A movie of the catalog.")
+    user_id: Annotated[StrictInt, BeforeValidator(_json_integer)] = Field(ge=1, le=ID_MAX)
+    movie_id: Annotated[StrictInt, BeforeValidator(_json_integer)] = Field(
+        ge=1, le=ID_MAX, description="A movie of the catalog."
+    )
     type: EventType
     value: float | None = Field(
         default=None,

@@ -78,6 +78,10 @@ class GroupConsumer(abc.ABC):
         """Consumes the log until cancelled; a failure (Redis down) is retried every 0.5 s."""
         own_pending = True
         while True:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py may swallow a cancellation (it retries the interrupted command)
+                raise asyncio.CancelledError
             try:
                 async with self._log.use() as client:
                     await self._ensure_group(client)

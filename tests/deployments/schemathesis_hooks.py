@@ -59,8 +59,9 @@ def map_case(ctx: Any, case: Any) -> Any:
     for event in body["events"]:
         if not isinstance(event, dict):
             continue
-        if isinstance(event.get("movie_id"), int):
-            event["movie_id"] = (event["movie_id"] - 1) % KNOWN_MOVIES + 1
+        movie_id = event.get("movie_id")
+        if isinstance(movie_id, int | float) and not isinstance(movie_id, bool):
+            event["movie_id"] = (int(movie_id) - 1) % KNOWN_MOVIES + 1
         if event.get("type") == "rating":
             value = event.get("value")
             if not isinstance(value, int | float) or not 0.5 <= value <= 5.0:

@@ -69,7 +69,7 @@ def test_valid_events_are_accepted_with_202(client: TestClient, stage: Recording
     body = {
         "events": [
             ok(type="rating", value=4.5, event_id="e-1", timestamp="2024-05-01T10:00:00Z"),
-            ok(type="rating", value=3, timestamp=1_700_000_000),
+            ok(type="rating", value=3, timestamp=1_700_000_000, user_id=5.0),
             ok(type="dismiss", movie_id=2),
             ok(type="click", timestamp="2024-05-01T10:00:00"),
             ok(type="impression"),
@@ -81,6 +81,7 @@ def test_valid_events_are_accepted_with_202(client: TestClient, stage: Recording
     assert first.value == 4.5 and first.event_id == "e-1"
     assert first.timestamp == 1_714_557_600.0  # the client's time, kept
     assert second.value == 3.0 and second.timestamp == 1_700_000_000.0
+    assert second.user_id == 5 and isinstance(second.user_id, int)  # 5.0: a JSON integer
     assert stage.received[3].timestamp == 1_714_557_600.0  # no offset: UTC
 
 
@@ -100,6 +101,7 @@ def test_valid_events_are_accepted_with_202(client: TestClient, stage: Recording
         ([ok(timestamp=True)], ["body", "events", 0, "timestamp"], "epoch seconds"),
         ([ok(user_id=0)], ["body", "events", 0, "user_id"], "greater than"),
         ([ok(user_id="1")], ["body", "events", 0, "user_id"], "integer"),
+        ([ok(user_id=1.5)], ["body", "events", 0, "user_id"], "integer"),
         ([ok(movie_id=True)], ["body", "events", 0, "movie_id"], "integer"),
         ([ok(event_id="x" * 65)], ["body", "events", 0, "event_id"], "at most 64"),
         ([ok(event_id="has space")], ["body", "events", 0, "event_id"], "pattern"),
