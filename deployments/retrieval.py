@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
-from deployments import batching
 from deployments.common import health_payload, prepare_tensorflow, probe_model
 from deployments.config import RetrievalSettings, ServingContext
 from deployments.faults import FaultInjector
@@ -62,31 +61,22 @@ class Retrieval:
         settings = RetrievalSettings.model_validate(config or {})
         self._faults.configure(settings.faults)
         self._settings = settings
-        batching.configure(self._candidates_batch, settings)
         await self._model.set_version(settings.model_version)
 
     async def candidates(self, user_id: int, n: int) -> ScoredMovies:
         """The user's top-`n` movies by model score, best first (seen ones included); `n` is
         clipped to `max_n` and the exported K.
 
-        The users of concurrent calls share one model call (`@serve.batch`). It runs on the
-        replica's event loop: one user's top-K takes about a millisecond, less than handing
-        it to a worker thread and back. Only a (re)load of
+        The query runs on the replica's event loop: one user's top-K takes about a
+        millisecond, less than handing it to a worker thread and back. Only a (re)load of
         the model goes to a thread.
 
         Raises:
             StageUnavailableError: The model is not loaded.
         """
         await self._faults.apply("candidates")
-        await self._model.get()
-        return await self._candidates_batch((user_id, min(int(n), self._settings.max_n)))
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def _candidates_batch(self, queries: list[tuple[int, int]]) -> list[ScoredMovies]:
-        """The concurrent calls' users in one model call."""
-        runtime = self._model.current
-        assert runtime is not None  # `candidates` checked it; a reload only replaces it
-        return runtime.candidates_many(queries)
+        runtime = await self._model.get()
+        return runtime.candidates(user_id, min(int(n), self._settings.max_n))
 
     async def health(self) -> dict[str, Any]:
         """Stage health (cheap: no model call)."""
@@ -102,7 +92,6 @@ class Retrieval:
             known_users=len(runtime.users),
             tf_threads=list(self._threads),
             max_n=self._settings.max_n,
-            **batching.describe(self._candidates_batch),
         )
 
     async def check_health(self) -> None:
