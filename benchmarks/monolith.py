@@ -20,11 +20,10 @@ without Ray Serve: in each worker, one process, no hops, no proxy.
 
 Notes on running the deployments' classes outside Serve:
 
-* `@serve.batch` (every stage batches concurrent calls: `deployments.batching`) asks
-  `serve.get_replica_context()` for the deployment's `max_ongoing_requests` when its queue
-  is created, which raises outside a replica. The monolith therefore sets one replica
-  context for this process (`_batch_context`) with the Ranking deployment's
-  `max_ongoing_requests` (only a warning reads it); batching then works as in a replica.
+* `@serve.batch` (the Ranking stage) asks `serve.get_replica_context()` for the deployment's
+  `max_ongoing_requests` when its queue is created, which raises outside a replica. The
+  monolith therefore sets a replica context for this process (`_batch_context`) with the
+  Ranking deployment's `max_ongoing_requests`; batching then works as in a replica.
 * Both TensorFlow models load in this one process; their thread settings (the app's args)
   must agree, since TensorFlow's pools are per process (`configure_threads` refuses a
   conflicting second setting).

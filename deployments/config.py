@@ -249,20 +249,7 @@ class ControllerConfig(_Strict):
         return self
 
 
-class BatchingSettings(_Strict):
-    """Cross-request batching of a stage (`@serve.batch`, see `deployments.batching`).
-
-    Attributes:
-        max_batch_size: At most this many requests share one model call or store read.
-        batch_wait_timeout_s: How long a batch waits to fill up; it adds to single-request
-            latency. 0: no waiting (under load a batch forms while the previous one runs).
-    """
-
-    max_batch_size: int = Field(default=16, ge=1, le=1024)
-    batch_wait_timeout_s: float = Field(default=0.0, ge=0.0, le=1.0)
-
-
-class RetrievalSettings(BatchingSettings):
+class RetrievalSettings(_Strict):
     """The Retrieval deployment's `user_config`.
 
     Attributes:
@@ -277,7 +264,7 @@ class RetrievalSettings(BatchingSettings):
     faults: FaultSettings = FaultSettings()
 
 
-class ContentSettings(BatchingSettings):
+class ContentSettings(_Strict):
     """The Content deployment's `user_config`.
 
     Attributes:
@@ -296,7 +283,7 @@ class ContentSettings(BatchingSettings):
     faults: FaultSettings = FaultSettings()
 
 
-class FeaturesSettings(BatchingSettings):
+class FeaturesSettings(_Strict):
     """The Features deployment's `user_config`.
 
     Attributes:
@@ -306,10 +293,13 @@ class FeaturesSettings(BatchingSettings):
     faults: FaultSettings = FaultSettings()
 
 
-class RankingSettings(BatchingSettings):
+class RankingSettings(_Strict):
     """The Ranking deployment's `user_config` (dynamic batching, the movie feature cache).
 
     Attributes:
+        max_batch_size: At most this many requests share one model call.
+        batch_wait_timeout_s: How long a batch waits to fill up; it adds to single-request
+            latency, so keep it at a few milliseconds.
         model_version: Rollout label of the ranker; changing it makes every replica reload
             the ranker from the artifacts tree (in the background, swapped in once warm).
         movie_cache: The near cache of the candidates' movie features.
@@ -317,6 +307,8 @@ class RankingSettings(BatchingSettings):
             and `movie_features`, the online store read of the cache's misses).
     """
 
+    max_batch_size: int = Field(default=16, ge=1, le=1024)
+    batch_wait_timeout_s: float = Field(default=0.001, ge=0.0, le=1.0)
     model_version: str = Field(default="", max_length=200)
     movie_cache: MovieCacheSettings = MovieCacheSettings()
     faults: FaultSettings = FaultSettings()

@@ -4,9 +4,8 @@ A thin wrapper around the content runtime (`models.content.runtime.ContentRuntim
 run on one `AsyncRedisTransport` per replica) on the live index alias of the artifacts tree:
 
 * `candidates(user_id, n, allowed)`: reads the user's liked and seen movies itself (the
-  features runtime; one Feast read for the users of concurrent calls, `@serve.batch`), so
-  the Controller asks it in parallel with Retrieval and Features; the `n` unseen movies
-  nearest to the top `n_seeds` liked movies;
+  features runtime, one Feast read), so the Controller asks it in parallel with Retrieval
+  and Features; the `n` unseen movies nearest to the top `n_seeds` liked movies;
 * `similar(movie_id, k)`: a movie's `k` nearest neighbours (item-to-item).
 
 Both Redis clients (the index's and the feature store's) reconnect after Redis restarts
@@ -23,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio
 from ray import serve
 
-from deployments import batching
 from deployments.common import StageUnavailableError, health_payload
 from deployments.config import ContentSettings, ServingContext
 from deployments.faults import FaultInjector
@@ -87,7 +85,6 @@ class Content:
         self._faults.configure(settings.faults)
         self._settings = settings
         self._runtime = self._runtime_for(settings)  # read by every query
-        batching.configure(self._history_batch, settings)
         for resource in (self._index, self._history):
             with contextlib.suppress(StageUnavailableError):  # retried on the next call
                 await resource.get()
@@ -110,20 +107,13 @@ class Content:
         await self._faults.apply("candidates")
         if n <= 0:
             return ScoredMovies.empty()
-        liked, seen = await self._history_batch(user_id)
+        async with self._history.use() as reader:
+            liked, seen = await reader.user_history_async(user_id)
         if not liked:
             return ScoredMovies.empty()
         plan = self._runtime.candidates(liked, seen, n, allowed, n_seeds=self._settings.n_seeds)
         async with self._index.use() as transport:
             return await transport.run(plan)
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def _history_batch(
-        self, user_ids: list[int]
-    ) -> list[tuple[tuple[int, ...], frozenset[int]]]:
-        """The concurrent calls' users' (liked, seen) movies in one Feast read."""
-        async with self._history.use() as reader:
-            return await reader.user_histories_async(user_ids)
 
     async def similar(self, movie_id: int, k: int) -> ScoredMovies | None:
         """A movie's `k` nearest neighbours (itself excluded); None if it is not indexed.
@@ -150,7 +140,6 @@ class Content:
             n_seeds=self._settings.n_seeds,
             aggregation=self._settings.aggregation,
             reconnects=self._index.reconnects + self._history.reconnects,
-            **batching.describe(self._history_batch),
             faults=self._faults.describe(),
         )
 

@@ -2,9 +2,8 @@
 
 A thin wrapper around the features runtime (`models.features.runtime.OnlineFeatures`: a
 long-lived FeatureStore, its registry and Redis client per replica), held by a
-`RedisResource` that reconnects after Redis restarts. The users of concurrent calls are read
-in one Feast read (`@serve.batch`, `deployments.batching`). Candidate movies' features are
-read by the Ranking stage itself (same runtime), not here.
+`RedisResource` that reconnects after Redis restarts. Candidate movies' features are read by
+the Ranking stage itself (same runtime), not here.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio
 from ray import serve
 
-from deployments import batching
 from deployments.common import StageUnavailableError, health_payload
 from deployments.config import FeaturesSettings, ServingContext
 from deployments.faults import FaultInjector
@@ -50,13 +48,11 @@ class Features:
         settings = FeaturesSettings.model_validate(config or {})
         self._faults.configure(settings.faults)
         self._settings = settings
-        batching.configure(self._user_batch, settings)
         with contextlib.suppress(StageUnavailableError):  # unavailable: retried on the next call
             await self._store.get()
 
     async def user(self, user_id: int) -> UserProfile | None:
-        """The user's ranker features, liked and seen movies, in one Feast read (shared
-        with the other calls of its batch).
+        """The user's ranker features, liked and seen movies, in one Feast read.
 
         Returns:
             The profile (feature values None where missing); None for a user the store
@@ -66,13 +62,8 @@ class Features:
             StageUnavailableError: Redis cannot be reached (or lost its data).
         """
         await self._faults.apply("user")
-        return await self._user_batch(user_id)
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def _user_batch(self, user_ids: list[int]) -> list[UserProfile | None]:
-        """The concurrent calls' users in one Feast read."""
         async with self._store.use() as reader:
-            return await reader.user_profiles(user_ids)
+            return await reader.user_profile(user_id)
 
     async def health(self) -> dict[str, Any]:
         """Stage health: the store is open and Redis answers a one-user read."""
@@ -83,7 +74,6 @@ class Features:
             "ok",
             project=self._project,
             reconnects=self._store.reconnects,
-            **batching.describe(self._user_batch),
             faults=self._faults.describe(),
         )
 

@@ -23,13 +23,12 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
 from ray import serve
 
-from deployments import batching
 from deployments.catalog import POPULARITY_FILE
 from deployments.common import (
     StageUnavailableError,
@@ -59,6 +58,18 @@ PREFETCH_CHUNK = 500
 """Movies per online-store read while prefetching the popular movies."""
 
 MovieRow = dict[str, Any]
+
+
+class _BatchControls(Protocol):
+    """The setters and getters `@serve.batch` attaches to the method it wraps."""
+
+    def set_max_batch_size(self, new_max_batch_size: int) -> None: ...
+
+    def set_batch_wait_timeout_s(self, new_batch_wait_timeout_s: float) -> None: ...
+
+    def _get_max_batch_size(self) -> int: ...
+
+    def _get_batch_wait_timeout_s(self) -> float: ...
 
 
 class BatchStats:
@@ -135,7 +146,8 @@ class Ranking:
         settings = RankingSettings.model_validate(config or {})
         self._faults.configure(settings.faults)
         self._settings = settings
-        batching.configure(self._rank_batch, settings)
+        self._batching.set_max_batch_size(settings.max_batch_size)
+        self._batching.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
         cache = settings.movie_cache
         self._movie_cache.resize(cache.ttl_s, cache.size)
         if self._warm_up is None:
@@ -156,6 +168,10 @@ class Ranking:
             return
         logger.info("prefetched the features of %d popular movies", len(ids))
 
+    @property
+    def _batching(self) -> _BatchControls:
+        return cast(_BatchControls, self._rank_batch)
+
     async def rank(self, query: RankQuery) -> np.ndarray:
         """Scores one request's candidates, reading their movie features (cache, then the
         online store).
@@ -173,7 +189,7 @@ class Ranking:
             return np.zeros(0, dtype=np.float32)
         return await self._rank_batch(query)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.001)
     async def _rank_batch(self, queries: list[RankQuery]) -> list[np.ndarray]:
         from models.ranking.runtime import query_inputs
 
@@ -239,7 +255,8 @@ class Ranking:
             inputs=len(ranker.spec.inputs),
             **self._model.describe(),
             faults=self._faults.describe(),
-            **batching.describe(self._rank_batch),
+            max_batch_size=self._batching._get_max_batch_size(),
+            batch_wait_timeout_s=self._batching._get_batch_wait_timeout_s(),
             tf_threads=list(self._threads),
             batching=self._stats.snapshot(),
             cached_movies=len(self._movie_cache),

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
-from deployments import batching
 from deployments.common import (
     StageUnavailableError,
     describe,
@@ -81,7 +80,6 @@ class Retrieval:
         settings = RetrievalSettings.model_validate(config or {})
         self._faults.configure(settings.faults)
         self._settings = settings
-        batching.configure(self._candidates_batch, settings)
         await self._model.set_version(settings.model_version)
         with contextlib.suppress(StageUnavailableError):  # opened now, not on a user's call
             await self._history.get()
@@ -90,9 +88,8 @@ class Retrieval:
         """The user's top-`n` movies by model score, best first (seen ones included); `n` is
         clipped to `max_n` and the exported K.
 
-        The users of concurrent calls share one model call (`@serve.batch`). It runs on the
-        replica's event loop: one user's top-K takes about a millisecond, less than handing
-        it to a worker thread and back. Only a (re)load of
+        The query runs on the replica's event loop: one user's top-K takes about a
+        millisecond, less than handing it to a worker thread and back. Only a (re)load of
         the model goes to a thread.
 
         Raises:
@@ -105,14 +102,7 @@ class Retrieval:
             liked = await self._liked_movies(user_id)
             if liked:
                 return runtime.liked.candidates(liked, min(n, runtime.k))
-        return await self._candidates_batch((user_id, n))
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def _candidates_batch(self, queries: list[tuple[int, int]]) -> list[ScoredMovies]:
-        """The concurrent calls' users in one model call."""
-        runtime = self._model.current
-        assert runtime is not None  # `candidates` checked it; a reload only replaces it
-        return runtime.candidates_many(queries)
+        return runtime.candidates(user_id, n)
 
     async def related(self, user_id: int, n: int) -> ScoredMovies:
         """The user's top-`n` unseen movies of the item-to-item source (`n` clipped to
@@ -152,7 +142,6 @@ class Retrieval:
             known_users=len(runtime.users),
             tf_threads=list(self._threads),
             max_n=self._settings.max_n,
-            **batching.describe(self._candidates_batch),
             itemcf=None if runtime.itemcf is None else runtime.itemcf.describe(),
         )
 

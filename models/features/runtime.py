@@ -197,17 +197,11 @@ class OnlineFeatures:
     async def user_history_async(self, user_id: int) -> tuple[tuple[int, ...], frozenset[int]]:
         """The user's (liked, seen) movies on Feast's async path: liked best rated first (the
         content seeds), seen every rated movie; both empty for an unknown user."""
-        return (await self.user_histories_async([user_id]))[0]
-
-    async def user_histories_async(
-        self, user_ids: Sequence[int]
-    ) -> list[tuple[tuple[int, ...], frozenset[int]]]:
-        """`user_history_async` of B users in ONE Feast read, aligned with `user_ids`."""
-        ids = [int(u) for u in user_ids]
-        if not ids:
-            return []
-        response = await self.store.get_online_features_async(self.history_refs, {"user_id": ids})
-        return [_history(row) for row in _rows(response_columns(response, skip=("user_id",)))]
+        response = await self.store.get_online_features_async(
+            self.history_refs, {"user_id": [int(user_id)]}
+        )
+        row = {k: v[0] for k, v in response_columns(response, skip=("user_id",)).items()}
+        return _history(row)
 
     async def user_profile(self, user_id: int) -> UserProfile | None:
         """The user's ranker features and history in ONE Feast read (both keyed by user_id).
@@ -216,25 +210,15 @@ class OnlineFeatures:
             The profile (feature values None where missing); None for a user the store has
             no row for at all (cold start).
         """
-        return (await self.user_profiles([user_id]))[0]
-
-    async def user_profiles(self, user_ids: Sequence[int]) -> list[UserProfile | None]:
-        """`user_profile` of B users in ONE Feast read, aligned with `user_ids`."""
-        ids = [int(u) for u in user_ids]
-        if not ids:
-            return []
         response = await self.store.get_online_features_async(
-            [*self.user_refs, *self.history_refs], {"user_id": ids}
+            [*self.user_refs, *self.history_refs], {"user_id": [int(user_id)]}
         )
-        rows = _rows(response_columns(response, skip=("user_id",)))
-        return [self._profile(user_id, row) for user_id, row in zip(ids, rows, strict=True)]
-
-    def _profile(self, user_id: int, row: Mapping[str, Any]) -> UserProfile | None:
+        row = {k: v[0] for k, v in response_columns(response, skip=("user_id",)).items()}
         if all(value is None or value == [] for value in row.values()):
             return None
         liked, seen = _history(row)
         features = {name: row.get(name) for name in self.user_names}
-        return UserProfile(user_id, features, liked, seen)
+        return UserProfile(int(user_id), features, liked, seen)
 
     def _from_precomputed(self, response: OnlineResponse) -> dict[str, list[Any]]:
         # Feast 0.67 serves precomputed vectors under full names ("view__feature") only.
@@ -243,12 +227,6 @@ class OnlineFeatures:
 
     def _ordered(self, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
         return {name: columns[name] for name in self.movie_names}
-
-
-def _rows(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """Columnar values (name -> [B] values) as B rows (name -> value)."""
-    names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def _history(row: Mapping[str, Any]) -> tuple[tuple[int, ...], frozenset[int]]:

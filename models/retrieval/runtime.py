@@ -330,25 +330,10 @@ class RetrievalRuntime:
 
     def candidates(self, user_id: int, n: int) -> ScoredMovies:
         """One user's top-`n` movies (`n` clipped to the exported K; none for n <= 0)."""
-        return self.candidates_many([(user_id, n)])[0]
-
-    def candidates_many(self, queries: Sequence[tuple[int, int]]) -> list[ScoredMovies]:
-        """`candidates(user_id, n)` of B queries in ONE model call (at the largest n).
-
-        Args:
-            queries: [B] (user_id, n) pairs; `n` clipped to the exported K, none for n <= 0.
-
-        Returns:
-            [B] `ScoredMovies`, aligned with `queries`.
-        """
-        sizes = [min(max(int(n), 0), self.k) for _, n in queries]
-        asked = [i for i, n in enumerate(sizes) if n > 0]
-        out = [ScoredMovies.empty() for _ in queries]
-        if asked:
-            ids, scores = self.top_k([queries[i][0] for i in asked], max(sizes[i] for i in asked))
-            for row, i in enumerate(asked):
-                out[i] = ScoredMovies(ids[row, : sizes[i]], scores[row, : sizes[i]])
-        return out
+        if n <= 0:
+            return ScoredMovies.empty()
+        ids, scores = self.top_k([user_id], min(int(n), self.k))
+        return ScoredMovies(ids[0], scores[0])
 
     def related(self, user_id: int, n: int) -> ScoredMovies:
         """One user's top-`n` unseen movies of the item-to-item source (none for n <= 0,

@@ -21,17 +21,9 @@ from models.content.embeddings import embedding_matrix, read_embeddings
 from models.content.exact import ExactIndex
 from models.content.index import resolve_alias
 from movierec.payloads import CandidateFilter, ScoredMovies
-from tests.deployments._inprocess import TinyStage, liked_and_seen, replica_context, tiny_stage
+from tests.deployments._inprocess import TinyStage, liked_and_seen, tiny_stage
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _batching_context() -> Iterator[None]:
-    """`@serve.batch` (every stage batches concurrent calls) needs a replica context."""
-    with replica_context(None):
-        yield
-
 
 EXACT = {"ef_runtime": 2000}
 """EF_RUNTIME above the tiny catalogue: the KNN visits every movie."""

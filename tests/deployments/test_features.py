@@ -13,16 +13,9 @@ from pydantic import SecretStr
 from deployments.common import StageUnavailableError
 from deployments.features import Features
 from movierec.payloads import UserProfile
-from tests.deployments._inprocess import TinyStage, liked_and_seen, replica_context, tiny_stage
+from tests.deployments._inprocess import TinyStage, liked_and_seen, tiny_stage
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _batching_context() -> Iterator[None]:
-    """`@serve.batch` (every stage batches concurrent calls) needs a replica context."""
-    with replica_context(None):
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +44,6 @@ def test_user_is_the_profile_of_the_training_split(stage: TinyStage) -> None:
     assert "liked_movie_ids" not in profile.features  # the history travels as liked/seen
     assert unknown is None  # cold start
     assert health["status"] == "ok" and health["detail"]["reconnects"] == 0
-
-
-def test_concurrent_users_are_read_in_batches_with_the_same_answers(stage: TinyStage) -> None:
-    users = [int(u) for u in stage.artifacts.train["user_id"].unique()[:5]] + [999_999]
-
-    async def scenario() -> tuple[list[Any], list[Any], dict[str, Any]]:
-        features = _features(stage)
-        await features.reconfigure({"max_batch_size": 4})
-        together = await asyncio.gather(*(features.user(user) for user in users))
-        one_by_one = [await features.user(user) for user in users]
-        return list(together), one_by_one, await features.health()
-
-    together, one_by_one, health = asyncio.run(scenario())
-    assert together == one_by_one and together[-1] is None
-    assert [p.user_id for p in together if p is not None] == users[:-1]
-    assert health["detail"]["max_batch_size"] == 4
-    assert health["detail"]["batch_wait_timeout_s"] == 0.0
 
 
 def test_a_redis_without_the_features_makes_the_stage_unavailable(stage: TinyStage) -> None:

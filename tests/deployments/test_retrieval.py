@@ -12,17 +12,9 @@ import pytest
 from deployments.common import StageUnavailableError
 from deployments.retrieval import Retrieval
 from movierec.payloads import ScoredMovies
-from tests.deployments._inprocess import TinyStage, replica_context, tf_threads, tiny_stage
+from tests.deployments._inprocess import TinyStage, tf_threads, tiny_stage
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _batching_context() -> Iterator[None]:
-    """`@serve.batch` (every stage batches concurrent calls) needs a replica context."""
-    with replica_context(None):
-        yield
-
 
 RetrievalClass = Retrieval.func_or_class
 

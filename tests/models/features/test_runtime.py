@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -124,20 +123,3 @@ def test_user_history_async(fresh: OnlineFeatures):
         _, _, _, liked, seen = _tiny.USER_AT[user][S2]
         assert history == (tuple(liked), frozenset(seen))
     assert histories[3] == ((), frozenset())
-
-
-def test_batched_reads_equal_one_read_per_user(fresh: OnlineFeatures):
-    users = [3, 999, 1, 4, 1]  # an unknown user, a user without ratings, a repeat
-
-    async def read() -> tuple[list[Any], list[Any], list[Any], list[Any]]:
-        profiles = await fresh.user_profiles(users)
-        one_by_one = [await fresh.user_profile(user) for user in users]
-        histories = await fresh.user_histories_async(users)
-        one_history = [await fresh.user_history_async(user) for user in users]
-        return profiles, one_by_one, histories, one_history
-
-    profiles, one_by_one, histories, one_history = asyncio.run(read())
-    assert profiles == one_by_one and histories == one_history
-    assert profiles[1] is None and histories[1] == ((), frozenset())
-    assert [p.user_id for p in profiles if p is not None] == [3, 1, 4, 1]
-    assert asyncio.run(fresh.user_profiles([])) == []

@@ -81,15 +81,6 @@ def test_candidates_are_one_users_top_n(built: tuple[Any, ArtifactLayout, pd.Dat
     assert len(runtime.candidates(3, 0)) == 0
     with pytest.raises(ValueError, match="k must be"):
         runtime.top_k([3], K + 1)
-    # Several queries in one model call answer like one call each (n differs per query).
-    queries = [(3, 3), (1, 0), (2, K), (3, 10 * K), (999_999, 2)]
-    batched = runtime.candidates_many(queries)
-    assert [len(c) for c in batched] == [3, 0, K, K, 2]
-    for (user, n), got in zip(queries, batched, strict=True):
-        want = runtime.candidates(user, n)
-        np.testing.assert_array_equal(got.movie_ids, want.movie_ids)
-        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
-    assert len(runtime.candidates_many([(3, 0)])[0]) == 0 and runtime.candidates_many([]) == []
 
 
 def test_user_side_features_batch_by_hand() -> None:
