@@ -22,9 +22,11 @@ from feast.types import Array, Float32, Int64, String
 
 # Where models.features writes the parquet sources; an env var so the CLI and the pipeline
 # can point the same definitions at any artifacts directory without editing this file.
+# Absolute, symlinks kept: the registry names the tree's alias (.../eval/features), which each
+# build repoints, never a build directory that a later build deletes.
 DATA_DIR = Path(
     os.environ.get("MOVIEREC_FEAST_DATA_DIR") or Path(__file__).resolve().parent / "data"
-).resolve()
+).absolute()
 
 GENRE_ORDER = (
     "Action,Adventure,Animation,Children,Comedy,Crime,Documentary,Drama,Fantasy,Film-Noir,"

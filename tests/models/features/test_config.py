@@ -53,6 +53,18 @@ def test_feast_parses_the_password_back():
         assert params == {"password": password, "db": 0}
 
 
+def test_definitions_keep_the_alias_of_a_symlinked_data_dir(tmp_path):
+    # The pipeline's trees: <variant>/eval -> eval.build-<id>; a later build that reuses the
+    # features deletes the old build directory, so the registry must name the alias.
+    build = tmp_path / "eval.build-1" / "features"
+    build.mkdir(parents=True)
+    (tmp_path / "eval").symlink_to("eval.build-1")
+    alias = tmp_path / "eval" / "features"
+    sources = [o for o in load_definitions(alias) if isinstance(o, FileSource)]
+    assert sources and all(s.path.startswith(str(alias) + "/") for s in sources)
+    assert not any("eval.build-1" in s.path for s in sources)
+
+
 def test_load_repo_config_substitutes(tmp_path):
     env = feast_env("redis://:pw@127.0.0.1:7777/0", tmp_path / "data")
     assert env[ENV_REGISTRY] == str((tmp_path / "data" / "registry.db").resolve())
@@ -93,7 +105,7 @@ def test_definitions_point_at_the_data_dir_and_match_the_schemas(tmp_path):
     assert set(views) == set(SCHEMAS)
     for name, view in views.items():
         source = sources[f"{name}_source"]
-        assert source.path == str((tmp_path / f"{name}.parquet").resolve())
+        assert source.path == str((tmp_path / f"{name}.parquet").absolute())
         assert view.batch_source is not None and view.batch_source.name == source.name
         schema_columns = set(SCHEMAS[name].names) - {"event_timestamp"}
         keys = {entities[e] for e in view.entities}
