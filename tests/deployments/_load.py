@@ -181,6 +181,16 @@ SPEED_REASONS = frozenset({"timeout", "no_budget", "skipped"})
 spent before a stage's turn, a stage skipped because the one it needs was late."""
 
 
+def settled(app: Any, user_ids: Sequence[int], n: int = 5) -> bool:
+    """`n` answers in a row (`app.get`) are 200 and have no fallback but those a slow machine
+    causes (`SPEED_REASONS`)."""
+    bodies = [app.get(f"/recommendations/{u}", k=10) for u in user_ids[:n]]
+    return all(
+        r.status_code == 200 and all(f["reason"] in SPEED_REASONS for f in r.json()["fallbacks"])
+        for r in bodies
+    )
+
+
 def unexpected_fallbacks(
     outcomes: Sequence[Outcome],
     allowed: Mapping[str, frozenset[str]] | None = None,

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from tests.deployments._load import SPEED_REASONS, report, unexpected_fallbacks
+from tests.deployments._load import SPEED_REASONS, report, settled, unexpected_fallbacks
 from tests.deployments._replicas import kill_under_load, replicas
 from tests.deployments._serve import Served, serve_tiny_app
 
@@ -36,20 +36,11 @@ IDLE_CPU_BOUND = 0.25
 """Generous bound on an idle Controller replica's CPU (share of one core; measured: README)."""
 
 
-def _settled(served: Served, n: int = 5) -> bool:
-    """`n` answers in a row are 200 with no fallback but those a slow machine causes."""
-    bodies = [served.get(f"/recommendations/{u}", k=10) for u in USERS[:n]]
-    return all(
-        r.status_code == 200 and all(f["reason"] in SPEED_REASONS for f in r.json()["fallbacks"])
-        for r in bodies
-    )
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with serve_tiny_app(tmp_path_factory, timeouts={}, serve_mode=True) as app:
         deadline = time.monotonic() + 120
-        while not _settled(app):
+        while not settled(app, USERS):
             assert time.monotonic() < deadline, "the app never answered"
             time.sleep(0.5)
         yield app

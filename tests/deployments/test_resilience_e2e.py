@@ -34,6 +34,7 @@ from tests.deployments._load import (
     LoadLoop,
     Outcome,
     recovered_at,
+    settled,
     unexpected_fallbacks,
 )
 from tests.deployments._load import report as _report
@@ -105,7 +106,7 @@ class App:
     def restore(self) -> None:
         """Back to the module's base config; waits until answers are not degraded again."""
         deploy(self.config)
-        _wait(lambda: _settled(self), 120, "the app never answered without fallbacks again")
+        _wait(lambda: settled(self, USERS), 120, "the app never answered without fallbacks again")
 
 
 def _with(base: dict[str, Any], deployment: str, **changes: Any) -> dict[str, Any]:
@@ -120,15 +121,6 @@ def _wait(predicate: Any, timeout: float, message: str) -> None:
         time.sleep(0.5)
 
 
-def _settled(app: App, n: int = 5) -> bool:
-    """`n` answers in a row are 200 and have no fallback but those a slow machine causes."""
-    bodies = [app.get(f"/recommendations/{u}", k=10) for u in USERS[:n]]
-    return all(
-        r.status_code == 200 and all(f["reason"] in SPEED_REASONS for f in r.json()["fallbacks"])
-        for r in bodies
-    )
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     with serve_tiny_app(
@@ -138,7 +130,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         persist_redis=True,
     ) as served:
         running = App(served, served.config)
-        _wait(lambda: _settled(running), 120, "the app never answered undegraded")
+        _wait(lambda: settled(running, USERS), 120, "the app never answered undegraded")
         yield running
 
 
@@ -376,7 +368,7 @@ def _outage_and_recovery(
     assert all(o.sources == {"popular"} for o in during)  # ... and nothing else
     assert recovered is not None, f"no recovery within {recovery_limit_s} s of the restart"
     recovery = recovered - restarted
-    _wait(lambda: _settled(app), 30, "answers did not return to undegraded")
+    _wait(lambda: settled(app, USERS), 30, "answers did not return to undegraded")
     before = load.between(0.0, killed)
     baseline = sum(1 for o in before if o.degraded) / max(len(before), 1)
     _report(
@@ -454,7 +446,7 @@ def test_answers_use_redis_again_within_seconds_of_its_restart(app: App) -> None
     stuck retrying the old Redis shows as `timeout`) is the recovery time."""
     app.deploy(_with(app.config, "Controller", user_config={"timeouts": RELAXED_TIMEOUTS}))
     try:
-        _wait(lambda: _settled(app), 120, "the app never answered undegraded")
+        _wait(lambda: settled(app, USERS), 120, "the app never answered undegraded")
         with LoadLoop(app.base_url, USERS, concurrency=2, max_seconds=120) as load:
             time.sleep(1.0)
             _kill_redis(app.run_dir)
