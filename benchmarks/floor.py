@@ -36,7 +36,13 @@ from deployments.stages import (
     RetrievalStage,
     Stages,
 )
-from movierec.payloads import CandidateFilter, RankQuery, ScoredMovies, UserProfile
+from movierec.payloads import (
+    CandidateFilter,
+    RankQuery,
+    RetrievalCandidates,
+    ScoredMovies,
+    UserProfile,
+)
 
 Call = tuple[str, Callable[[], Awaitable[Any]]]
 """A recorded stage call: its label ("stage.method") and a closure that repeats it."""
@@ -68,13 +74,10 @@ class _RecordedRetrieval:
     def __init__(self, inner: RetrievalStage, recorder: Recorder) -> None:
         self._inner, self._recorder, self.health = inner, recorder, inner.health
 
-    async def candidates(self, user_id: int, n: int) -> ScoredMovies:
-        self._recorder.note("retrieval.candidates", lambda: self._inner.candidates(user_id, n))
-        return await self._inner.candidates(user_id, n)
-
-    async def related(self, user_id: int, n: int) -> ScoredMovies:
-        self._recorder.note("retrieval.related", lambda: self._inner.related(user_id, n))
-        return await self._inner.related(user_id, n)
+    async def candidates(self, user_id: int, n: int, itemcf_n: int = 0) -> RetrievalCandidates:
+        inner = self._inner
+        self._recorder.note("retrieval.candidates", lambda: inner.candidates(user_id, n, itemcf_n))
+        return await inner.candidates(user_id, n, itemcf_n)
 
 
 class _RecordedContent:

@@ -161,8 +161,7 @@ class StageTimeouts(_Strict):
     Attributes:
         total: The whole recommendation request's budget.
         reserve: Kept back from every stage deadline for merging, rules and the response.
-        retrieval: Two-tower retrieval.
-        itemcf: The item-to-item source (a call to the Retrieval deployment).
+        retrieval: The Retrieval call (two-tower and item-to-item sources in one).
         features: The user's features (the seen list and the ranker's user features).
         content: The content source (the user's liked movies, then a KNN).
         ranking: The batched ranker (with the candidates' movie features it reads).
@@ -173,7 +172,6 @@ class StageTimeouts(_Strict):
     total: float = Field(default=0.150, gt=0.0, le=60.0)
     reserve: float = Field(default=0.005, ge=0.0, le=1.0)
     retrieval: float = Field(default=0.060, gt=0.0, le=60.0)
-    itemcf: float = Field(default=0.060, gt=0.0, le=60.0)
     features: float = Field(default=0.060, gt=0.0, le=60.0)
     content: float = Field(default=0.060, gt=0.0, le=60.0)
     ranking: float = Field(default=0.080, gt=0.0, le=60.0)

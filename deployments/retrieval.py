@@ -1,5 +1,5 @@
 """Retrieval deployment: the two-tower model, a user in, the top-N movies out; and the
-item-to-item source (`related`, stage name `itemcf`) of the same tree.
+item-to-item source (candidate source `itemcf`) of the same tree, both answered by one call.
 
 A thin Serve wrapper around `models.retrieval.runtime.RetrievalRuntime` (the SavedModel of
 `retrieval/`, loaded with `tf.saved_model.load` at replica start, no TF Serving, doing an
@@ -30,7 +30,7 @@ from deployments.faults import FaultInjector
 from deployments.features import online_features
 from deployments.model_slot import ModelSlot
 from movierec.layout import ArtifactLayout
-from movierec.payloads import ScoredMovies
+from movierec.payloads import RetrievalCandidates
 
 if TYPE_CHECKING:
     from models.retrieval.runtime import RetrievalRuntime
@@ -84,36 +84,30 @@ class Retrieval:
         with contextlib.suppress(StageUnavailableError):  # opened now, not on a user's call
             await self._history.get()
 
-    async def candidates(self, user_id: int, n: int) -> ScoredMovies:
-        """The user's top-`n` movies by model score, best first (seen ones included); `n` is
-        clipped to `max_n` and the exported K.
+    async def candidates(self, user_id: int, n: int, itemcf_n: int = 0) -> RetrievalCandidates:
+        """Both sources of this deployment in one call (`n` and `itemcf_n` clipped to
+        `max_n`): the user's top-`n` movies by model score, seen ones included (clipped to
+        the exported K), and the top-`itemcf_n` unseen movies of the item-to-item source
+        (empty when the artifacts tree has no such source or the user is unknown to it).
 
-        The query runs on the replica's event loop: one user's top-K takes about a
-        millisecond, less than handing it to a worker thread and back. Only a (re)load of
-        the model goes to a thread.
-
-        Raises:
-            StageUnavailableError: The model is not loaded.
-        """
-        await self._faults.apply("candidates")
-        runtime = await self._model.get()
-        n = min(int(n), self._settings.max_n)
-        if runtime.liked is not None and len(runtime.users) and user_id not in runtime.users:
-            liked = await self._liked_movies(user_id)
-            if liked:
-                return runtime.liked.candidates(liked, min(n, runtime.k))
-        return runtime.candidates(user_id, n)
-
-    async def related(self, user_id: int, n: int) -> ScoredMovies:
-        """The user's top-`n` unseen movies of the item-to-item source (`n` clipped to
-        `max_n`); empty when the artifacts tree has no such source.
+        Both queries run on the replica's event loop: one user's top-K takes about a
+        millisecond and the item-to-item row product microseconds, less than handing them to
+        a worker thread and back. Only a (re)load of the models goes to a thread.
 
         Raises:
             StageUnavailableError: The models are not loaded.
         """
-        await self._faults.apply("related")
+        await self._faults.apply("candidates")
         runtime = await self._model.get()
-        return runtime.related(user_id, min(int(n), self._settings.max_n))
+        n, itemcf_n = (min(int(v), self._settings.max_n) for v in (n, itemcf_n))
+        related = runtime.related(user_id, itemcf_n)
+        unknown = n > 0 and len(runtime.users) and user_id not in runtime.users
+        if unknown and runtime.liked is not None:
+            liked = await self._liked_movies(user_id)
+            if liked:
+                top = runtime.liked.candidates(liked, min(n, runtime.k))
+                return RetrievalCandidates(top, related)
+        return RetrievalCandidates(runtime.candidates(user_id, n), related)
 
     async def _liked_movies(self, user_id: int) -> tuple[int, ...]:
         """A user's liked movies from the online store (posted as events: README "Real-time

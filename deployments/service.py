@@ -60,9 +60,9 @@ from deployments.stage_caller import (
 )
 from deployments.stages import Stages
 from movierec.manifest import Manifest
-from movierec.payloads import ScoredMovies, UserProfile
+from movierec.payloads import RetrievalCandidates, ScoredMovies, UserProfile
 from movierec.rules import apply_post_rules
-from movierec.stages import CONTENT, FEATURES, ITEMCF, POPULAR, RANKING, RETRIEVAL
+from movierec.stages import CONTENT, FEATURES, POPULAR, RANKING, RETRIEVAL
 
 
 class RequestObserver(Protocol):
@@ -152,12 +152,12 @@ class RecommendService:
         budget = Budget(timeouts.total, timeouts.reserve, started=trace.started)
         caller = StageCaller(trace, budget, self._failures)
 
-        async def retrieve() -> ScoredMovies | StageFailure:
-            if counts.retrieval == 0:
-                return ScoredMovies.empty()
+        async def retrieve() -> RetrievalCandidates | StageFailure:
+            if counts.retrieval == 0 and counts.itemcf == 0:
+                return RetrievalCandidates(ScoredMovies.empty(), ScoredMovies.empty())
             return await caller.ask(
                 RETRIEVAL,
-                lambda: stages.retrieval.candidates(user_id, counts.retrieval),
+                lambda: stages.retrieval.candidates(user_id, counts.retrieval, counts.itemcf),
                 timeouts.retrieval,
                 retry_on=replica_lost,
             )
@@ -172,17 +172,7 @@ class RecommendService:
                 retry_on=replica_lost,
             )
 
-        async def related() -> ScoredMovies | StageFailure:
-            if counts.itemcf == 0:
-                return ScoredMovies.empty()
-            return await caller.ask(
-                ITEMCF,
-                lambda: stages.retrieval.related(user_id, counts.itemcf),
-                timeouts.itemcf,
-                retry_on=replica_lost,
-            )
-
-        sources = asyncio.gather(retrieve(), content(), related())
+        sources = asyncio.gather(retrieve(), content())
         profile = await caller.ask(
             FEATURES, lambda: stages.features.user(user_id), timeouts.features, replica_lost
         )
@@ -192,22 +182,22 @@ class RecommendService:
                 await sources
             if profile is None:  # a user the store does not know: cold start
                 return self._popular_answer(request, trace, cold_start=True)
-            asked = (RETRIEVAL, CONTENT, ITEMCF) if counts.itemcf else (RETRIEVAL, CONTENT)
-            for stage in (*asked, RANKING):  # no seen list: the popular list
+            for stage in (RETRIEVAL, CONTENT, RANKING):  # no seen list: the popular list
                 trace.skip(stage)
             return self._popular_answer(request, trace, cold_start=False)
-        retrieved, similar, cooccurring = await sources
+        retrieved, similar = await sources
 
         seen = profile.seen
         popular = [
             (i.movie_id, i.score) for i in self.catalog.popular_items(counts.popular, seen=seen)
         ]
+        both = None if isinstance(retrieved, StageFailure) else retrieved
         lists = source_lists(
-            None if isinstance(retrieved, StageFailure) else retrieved,
+            None if both is None else both.retrieval,
             None if isinstance(similar, StageFailure) else similar,
             seen,
             popular,
-            None if isinstance(cooccurring, StageFailure) else cooccurring,
+            None if both is None else both.itemcf,
         )
         merged, candidates = select_candidates(
             self.catalog, lists, config.weights, seen, request, counts.max_ranked

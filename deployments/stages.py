@@ -21,7 +21,13 @@ import numpy as np
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from movierec.events import Event, ForgetResult, IngestResult
-from movierec.payloads import CandidateFilter, RankQuery, ScoredMovies, UserProfile
+from movierec.payloads import (
+    CandidateFilter,
+    RankQuery,
+    RetrievalCandidates,
+    ScoredMovies,
+    UserProfile,
+)
 
 T = TypeVar("T")
 
@@ -32,13 +38,10 @@ HealthPayload = dict[str, Any]
 class RetrievalStage(Protocol):
     """Two-tower retrieval over the whole catalog."""
 
-    async def candidates(self, user_id: int, n: int) -> ScoredMovies:
-        """The user's top-`n` movies by model score, best first (seen ones included)."""
-        ...
-
-    async def related(self, user_id: int, n: int) -> ScoredMovies:
-        """The user's top-`n` unseen movies of the item-to-item source (stage `itemcf`),
-        best first; empty for a user it does not know."""
+    async def candidates(self, user_id: int, n: int, itemcf_n: int = 0) -> RetrievalCandidates:
+        """Both sources in one call: the user's top-`n` movies by model score (seen ones
+        included) and the top-`itemcf_n` unseen movies of the item-to-item source (empty
+        for a user it does not know), each best first."""
         ...
 
     async def health(self) -> HealthPayload:
@@ -165,12 +168,9 @@ class _Handle:
 class RetrievalHandle(_Handle):
     """`RetrievalStage` over the Retrieval deployment's handle."""
 
-    async def candidates(self, user_id: int, n: int) -> ScoredMovies:
-        result: ScoredMovies = await _answer(self._handle.candidates.remote(user_id, n))
-        return result
-
-    async def related(self, user_id: int, n: int) -> ScoredMovies:
-        result: ScoredMovies = await _answer(self._handle.related.remote(user_id, n))
+    async def candidates(self, user_id: int, n: int, itemcf_n: int = 0) -> RetrievalCandidates:
+        response = self._handle.candidates.remote(user_id, n, itemcf_n)
+        result: RetrievalCandidates = await _answer(response)
         return result
 
 

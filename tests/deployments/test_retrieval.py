@@ -42,7 +42,7 @@ def test_candidates_are_the_runtimes_top_n(
     runtime = RetrievalRuntime.load(tiny.layout, *tf_threads())
     loop.run_until_complete(stage.reconfigure({}))
     user = int(tiny.train["user_id"].iloc[0])
-    got = loop.run_until_complete(stage.candidates(user, 20))
+    got = loop.run_until_complete(stage.candidates(user, 20)).retrieval
     assert isinstance(got, ScoredMovies) and len(got) == 20
     want = runtime.candidates(user, 20)
     np.testing.assert_array_equal(got.movie_ids, want.movie_ids)
@@ -50,7 +50,8 @@ def test_candidates_are_the_runtimes_top_n(
     assert (np.diff(got.scores) <= 0).all()  # best first
 
     loop.run_until_complete(stage.reconfigure({"max_n": 5}))
-    assert len(loop.run_until_complete(stage.candidates(user, 20))) == 5
+    clipped = loop.run_until_complete(stage.candidates(user, 20, 20))
+    assert len(clipped.retrieval) == len(clipped.itemcf) == 5
 
     health = loop.run_until_complete(stage.health())
     assert health["status"] == "ok"
@@ -61,7 +62,7 @@ def test_candidates_are_the_runtimes_top_n(
     assert detail["itemcf"]["movies"] > 0 and detail["itemcf"]["method"] == "ease"
 
 
-def test_related_is_the_item_to_item_runtimes_unseen_top_n(
+def test_the_itemcf_list_is_the_item_to_item_runtimes_unseen_top_n(
     built: TinyStage, loop: asyncio.AbstractEventLoop
 ) -> None:
     from models.itemcf.runtime import ItemCFRuntime
@@ -70,13 +71,17 @@ def test_related_is_the_item_to_item_runtimes_unseen_top_n(
     stage = RetrievalClass(built.context, *tf_threads())
     loop.run_until_complete(stage.reconfigure({}))
     user = int(tiny.train["user_id"].iloc[0])
-    got = loop.run_until_complete(stage.related(user, 20))
+    both = loop.run_until_complete(stage.candidates(user, 5, 20))
+    got = both.itemcf
     want = ItemCFRuntime.load(tiny.layout.itemcf_dir).candidates(user, 20)
     assert len(got) == 20
     np.testing.assert_array_equal(got.movie_ids, want.movie_ids)
     seen = set(tiny.train.loc[tiny.train["user_id"] == user, "movie_id"].tolist())
     assert not seen & set(got.movie_ids.tolist())
-    assert len(loop.run_until_complete(stage.related(10**9, 20))) == 0  # unknown user
+    assert len(both.retrieval) == 5  # the two-tower list of the same call
+    unknown = loop.run_until_complete(stage.candidates(10**9, 5, 20))
+    assert len(unknown.itemcf) == 0
+    assert len(loop.run_until_complete(stage.candidates(user, 5)).itemcf) == 0  # not asked
     loop.run_until_complete(stage.check_health())
 
 
@@ -128,12 +133,14 @@ def test_a_user_the_model_does_not_know_is_answered_from_their_liked_movies(
 
     async def scenario() -> tuple[ScoredMovies, ScoredMovies]:
         await stage.reconfigure({})
-        oov = await stage.candidates(new_user, 20)  # no likes yet: the model's OOV answer
+        oov = (
+            await stage.candidates(new_user, 20)
+        ).retrieval  # no likes yet: the model's OOV answer
         await events.reconfigure({})
         now = time.time()
         await events.ingest([Event(new_user, m, "rating", 5.0, now, now) for m in liked])
         started = time.monotonic()
-        while (answer := await stage.candidates(new_user, 20)).movie_ids.tolist() == (
+        while (answer := (await stage.candidates(new_user, 20)).retrieval).movie_ids.tolist() == (
             oov.movie_ids.tolist()
         ):
             assert time.monotonic() - started < 10.0, "likes not used"

@@ -17,7 +17,13 @@ from deployments.request import RecommendRequest
 from deployments.schemas import RecommendationResponse
 from deployments.service import MovieNotFoundError, RecommendService, StageFailedError
 from deployments.stages import HealthPayload, Stages
-from movierec.payloads import CandidateFilter, RankQuery, ScoredMovies, UserProfile
+from movierec.payloads import (
+    CandidateFilter,
+    RankQuery,
+    RetrievalCandidates,
+    ScoredMovies,
+    UserProfile,
+)
 
 CATALOG = Catalog(
     [Movie(i, f"M{i}", ("Drama",) if i % 2 else ("Comedy",), 1990 + i) for i in range(1, 21)],
@@ -30,15 +36,13 @@ class Retrieval:
     def __init__(self) -> None:
         self.fail: Exception | None = None
 
-    async def candidates(self, user_id: int, n: int) -> ScoredMovies:
+    async def candidates(self, user_id: int, n: int, itemcf_n: int = 0) -> RetrievalCandidates:
         if self.fail:
             raise self.fail
-        return ScoredMovies.of([2, 3, 5, 7, 9][:n], [5.0, 4.0, 3.0, 2.0, 1.0][:n])
-
-    async def related(self, user_id: int, n: int) -> ScoredMovies:
-        if self.fail:
-            raise self.fail
-        return ScoredMovies.of([11, 13][:n], [0.5, 0.25][:n])
+        return RetrievalCandidates(
+            ScoredMovies.of([2, 3, 5, 7, 9][:n], [5.0, 4.0, 3.0, 2.0, 1.0][:n]),
+            ScoredMovies.of([11, 13][:itemcf_n], [0.5, 0.25][:itemcf_n]),
+        )
 
     async def health(self) -> HealthPayload:
         return {"status": "ok", "pid": 1, "detail": {}}
@@ -230,8 +234,8 @@ def test_every_stage_call_is_retried_once_when_its_replica_dies() -> None:
     assert [m.movie_id for m in asyncio.run(service.similar(1, 2)).items] == [3, 5]
 
 
-def test_the_item_to_item_source_is_asked_when_configured_and_can_fail_alone() -> None:
-    service, *_, ranking = _setup()
+def test_the_item_to_item_source_comes_in_the_retrieval_call_when_configured() -> None:
+    service, retrieval, *_, ranking = _setup()
     service.configure(
         ControllerConfig.model_validate(
             {"rules": {"genre_cap": 0}, "candidates": {"itemcf": 2, "max_ranked": 10}}
@@ -244,12 +248,8 @@ def test_the_item_to_item_source_is_asked_when_configured_and_can_fail_alone() -
     assert query.candidates["in_itemcf"].sum() == 2
     assert next(m for m in response.items if m.movie_id == 13).sources == ["itemcf"]
 
-    class Broken(Retrieval):
-        async def related(self, user_id: int, n: int) -> ScoredMovies:
-            raise RuntimeError("no neighbours")
-
-    broken = Stages(Broken(), service._stages.content, service._stages.features, ranking)
-    service._stages = broken
+    retrieval.fail = RuntimeError("boom")  # one call: both of its lists are lost together
     response = _ask(service, k=10)
-    assert _fallbacks(response) == {("itemcf", "error")}
+    assert _fallbacks(response) == {("retrieval", "error")}
     assert ranking.queries[-1].candidates["in_itemcf"].sum() == 0
+    assert ranking.queries[-1].candidates["in_retrieval"].sum() == 0
