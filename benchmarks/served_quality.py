@@ -20,6 +20,12 @@ once as configured (rules on), then the Controller's `user_config` is updated in
 Next to them: the offline numbers of the same artifacts (`python -m models.evaluation
 --no-build`, run into a temporary directory so `quality.json` is not touched) and the
 popularity baseline. Writes `served_quality.json` to `--out-dir`.
+
+One client by default (`--concurrency 1`): this run checks that serving reproduces the offline
+ranking (no training/serving skew), so an answer degraded by load (a stage past its deadline
+on a busy 2-core machine) would measure the machine, not the skew. How many answers were
+degraded, and by which stage, is still recorded per run; behaviour under load is what
+`make bench` measures (goodput).
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ from benchmarks.stack import (
 SERVED_QUALITY_JSON = "served_quality.json"
 README_BEGIN = "<!-- served-quality:begin (python -m benchmarks.served_quality --render-only) -->"
 README_END = "<!-- served-quality:end -->"
-NDCG_TOLERANCE = 0.01
+NDCG_TOLERANCE = 0.002  # issues 11 and 15: served equals offline within 0.002 nDCG
 RULES_COST_MAX = 0.02
 
 
@@ -129,7 +135,7 @@ def system_report(
 
 
 async def replay(
-    url: str, users: Sequence[int], k: int, concurrency: int = 4
+    url: str, users: Sequence[int], k: int, concurrency: int = 1
 ) -> tuple[dict[int, list[int]], dict[str, Any]]:
     """Asks the API for every user's top k.
 
@@ -326,6 +332,8 @@ def check_targets(
     on = served.get("rules_on")
     ranked = None if offline is None else offline["systems"]["ranked"][key]
     gap = None if off is None or ranked is None else abs(off[key] - ranked)
+    with_rules = None if offline is None else offline.get("served_with_rules", {}).get(key)
+    gap_on = None if on is None or with_rules is None else abs(on[key] - with_rules)
     cost = None if off is None or on is None else off[key] - on[key]
     compliance = None if on is None else on["genre_cap_compliance"]
     return {
@@ -334,6 +342,12 @@ def check_targets(
             "max": NDCG_TOLERANCE,
             "met": None if gap is None else gap <= NDCG_TOLERANCE,
             "text": f"served nDCG@{k} (rules off) within {NDCG_TOLERANCE} of offline ranked",
+        },
+        "ndcg_gap_rules_on_vs_offline": {
+            "value": gap_on,
+            "max": NDCG_TOLERANCE,
+            "met": None if gap_on is None else gap_on <= NDCG_TOLERANCE,
+            "text": f"served nDCG@{k} (rules on) within {NDCG_TOLERANCE} of offline ranked + rules",
         },
         "ndcg_cost_of_rules": {
             "value": cost,
@@ -350,6 +364,17 @@ def check_targets(
     }
 
 
+def degraded_summary(served: Mapping[str, Any]) -> str:
+    """ "rules_on 0; rules_off 2 (ranking 2)": each replay's degraded answers, by stage."""
+    parts = []
+    for name, result in served.items():
+        replay = result.get("replay") or {}
+        fallbacks = replay.get("fallbacks") or {}
+        detail = ", ".join(f"{stage} {n}" for stage, n in sorted(fallbacks.items()))
+        parts.append(f"{name} {replay.get('degraded', '?')}" + (f" ({detail})" if detail else ""))
+    return "; ".join(parts) or "-"
+
+
 def markdown_table(report: Mapping[str, Any]) -> str:
     """The README's `### Served quality` table, from `served_quality.json`."""
     setup = report["setup"]
@@ -358,7 +383,8 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         f"Run {report.get('created', '?')} on {machine_summary(report.get('machine') or {})}; "
         f"{setup['users']} test users of the eval split, k={k}, model "
         f"`{setup['model_version']}`, genre cap {setup['genre_cap']} in the top "
-        f"{setup['genre_window']}."
+        f"{setup['genre_window']}; {setup.get('concurrency', '?')} client(s), degraded "
+        f"answers: {degraded_summary(report['served'])}."
     )
     cols = [
         f"ndcg@{k}",
@@ -407,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--url", help="a running app (rules as deployed only)")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=1, help="parallel clients")
     parser.add_argument("--no-offline", action="store_true", help="skip the offline numbers")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
     add_app_arguments(parser, with_mode=False)

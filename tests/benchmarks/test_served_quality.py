@@ -8,6 +8,7 @@ from benchmarks.served_quality import (
     cap_compliance,
     catalog_coverage,
     check_targets,
+    degraded_summary,
     genre_diversity,
     rules_off,
     system_report,
@@ -55,12 +56,23 @@ def test_rules_off_changes_only_the_controller_rules() -> None:
 
 def test_quality_targets() -> None:
     served = {
-        "rules_off": {"ndcg@10": 0.465, "genre_cap_compliance": 0.6},
+        "rules_off": {"ndcg@10": 0.4675, "genre_cap_compliance": 0.6},
         "rules_on": {"ndcg@10": 0.440, "genre_cap_compliance": 1.0},
     }
-    offline = {"systems": {"ranked": {"ndcg@10": 0.469}}}
+    offline = {"systems": {"ranked": {"ndcg@10": 0.469}}, "served_with_rules": {"ndcg@10": 0.443}}
     targets = check_targets(served, offline, 10)
+    assert targets["ndcg_gap_rules_off_vs_offline"]["value"] == pytest.approx(0.0015)
     assert targets["ndcg_gap_rules_off_vs_offline"]["met"] is True
+    assert targets["ndcg_gap_rules_on_vs_offline"]["value"] == pytest.approx(0.003)
+    assert targets["ndcg_gap_rules_on_vs_offline"]["met"] is False  # 0.003 > 0.002
     assert targets["ndcg_cost_of_rules"]["met"] is False
     assert targets["genre_cap_kept"]["met"] is True
     assert check_targets({"as_deployed": {}}, None, 10)["ndcg_cost_of_rules"]["met"] is None
+
+
+def test_degraded_summary_names_each_replay_and_stage() -> None:
+    served = {
+        "rules_on": {"replay": {"degraded": 0, "fallbacks": {}}},
+        "rules_off": {"replay": {"degraded": 3, "fallbacks": {"ranking": 2, "content": 1}}},
+    }
+    assert degraded_summary(served) == "rules_on 0; rules_off 3 (content 1, ranking 2)"
