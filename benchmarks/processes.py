@@ -25,6 +25,7 @@ ROLES: tuple[str, ...] = (
     "content",
     "features",
     "ranking",
+    "events",
     "serve_controller",
     "proxy",
     "raylet",
@@ -43,6 +44,7 @@ ROLE_LABELS: dict[str, str] = {
     "content": "Content replica(s)",
     "features": "Features replica(s)",
     "ranking": "Ranking replica(s)",
+    "events": "Events replica(s) (feedback applier)",
     "serve_controller": "ServeController",
     "proxy": "proxy (HAProxy / ProxyActor)",
     "raylet": "raylet",
@@ -55,7 +57,7 @@ ROLE_LABELS: dict[str, str] = {
 }
 
 _REPLICA = re.compile(r"ServeReplica:[^:\s]+:([A-Za-z0-9_-]+)")
-_STAGE_ROLES = {"controller", "retrieval", "content", "features", "ranking"}
+_STAGE_ROLES = {"controller", "retrieval", "content", "features", "ranking", "events"}
 
 
 def role_of(name: str, cmdline: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ from benchmarks.processes import ROLE_LABELS, ROLES, ProcessMeter, by_role, role
         ("ray::ServeRepli", ["ray::ServeReplica:movierec:Content"], "content"),
         ("ray::ServeRepli", ["ray::ServeReplica:movierec:Features"], "features"),
         ("ray::ServeRepli", ["ray::ServeReplica:movierec:Ranking.handle_request"], "ranking"),
+        ("ray::ServeRepli", ["ray::ServeReplica:movierec:Events"], "events"),
         ("ray::ServeRepli", ["ray::ServeReplica:other:Unknown"], "ray_other"),
         ("ray::ServeContr", ["ray::ServeController"], "serve_controller"),
         ("ray::ProxyActor", ["ray::ProxyActor"], "proxy"),

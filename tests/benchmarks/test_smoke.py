@@ -122,6 +122,7 @@ def test_load_benchmark_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_p
                     "Features",
                     "Content",
                     "Ranking",
+                    "Events",
                 }
                 assert all(n >= 1 for n in lv["replicas"].values())
             else:

@@ -511,7 +511,7 @@ def test_slow_ranking_answers_within_budget_with_the_ranking_fallback(app: App) 
     ("deployment", "faults", "stage", "sources"),
     [
         ("Retrieval", {"error_rate": 1.0}, "retrieval", {"content", "popular"}),
-        ("Content", {"error_rate": 1.0}, "content", {"retrieval", "popular"}),
+        ("Content", {"error_rate": 1.0}, "content", {"retrieval", "itemcf", "popular"}),
         ("Ranking", {"error_rate": 1.0}, "ranking", None),
         ("Features", {"error_rate": 1.0, "methods": ["user"]}, "features", {"popular"}),
     ],
