@@ -31,6 +31,13 @@ than the whole pipeline's compute.
   Python proxy (`MOVIEREC_SERVE_DEFAULT_MODE=1`) has no such retry: a killed Controller
   replica fails the requests it had in flight (README "Reliability").
 
+* `RAY_worker_niceness=0`: Ray starts every worker process (every Serve replica, the Serve
+  controller and the proxy actor) at nice 15 by default, so that batch tasks cannot starve
+  the raylet and GCS, which run at nice 0. For a serving app the replicas are the workload:
+  at nice 15 they get about 3 % of a core against any runnable nice-0 process on it (Redis,
+  a co-located load generator, Ray's own agents), and on a busy 2-core machine their stage
+  calls miss their deadlines. With 0 they compete as equals.
+
 HAProxy also opens a stats page and a Prometheus endpoint on every interface (Ray 2.60's
 template has no host for them: `movierec.netguard` keeps them off the network); their ports
 are `RAY_SERVE_HAPROXY_STATS_PORT` / `RAY_SERVE_HAPROXY_METRICS_PORT` (Ray's defaults 8404
@@ -58,6 +65,7 @@ SERVE_ENV: Mapping[str, str] = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response",
     "RAY_SERVE_HAPROXY_RETRIES": "2",
+    "RAY_worker_niceness": "0",
 }
 """Environment of the Ray cluster's processes (see the module doc)."""
 
