@@ -103,15 +103,17 @@ def _round(served: Served, traffic: Traffic) -> None:
     traffic.error(served, "/recommendations/0", 422)
     traffic.error(served, "/movies/99999/similar", 404)
     assert served.get("/movies/50/similar", k=5).status_code == 200
-    feedback = [
-        {"user_id": 1, "movie_id": 50, "type": "impression"},
-        {"user_id": 1, "movie_id": 50, "type": "click"},
-    ]
-    assert served.http.post("/events", json={"events": feedback}).status_code == 202
-    traffic.events += len(feedback)
-    bad = {"user_id": 1, "movie_id": 50, "type": "share"}
-    assert served.http.post("/events", json={"events": [bad]}).status_code == 422
-    traffic.errors += 1
+    # several posts a round: each Controller replica's series gets increments in both rounds
+    for user_id in USERS[:10]:
+        feedback = [
+            {"user_id": user_id, "movie_id": 50, "type": "impression"},
+            {"user_id": user_id, "movie_id": 50, "type": "click"},
+        ]
+        assert served.http.post("/events", json={"events": feedback}).status_code == 202
+        traffic.events += len(feedback)
+        bad = {"user_id": user_id, "movie_id": 50, "type": "share"}
+        assert served.http.post("/events", json={"events": [bad]}).status_code == 422
+        traffic.errors += 1
 
 
 def _wait_until_scraped(url: str, traffic: Traffic, timeout: float = 60.0) -> None:
