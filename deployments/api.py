@@ -18,6 +18,7 @@ from pydantic import Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.event_api import EVENTS_MAX_BODY_BYTES, EVENTS_PATH, add_event_routes
+from deployments.observability.feedback import FeedbackMetrics
 from deployments.openapi import (
     PROTOCOL_ERRORS,
     UNAUTHORIZED,
@@ -100,6 +101,7 @@ def create_app(
     service: RecommendService,
     policy: SecurityPolicy | None = None,
     events: EventsStage | None = None,
+    feedback: FeedbackMetrics | None = None,
 ) -> FastAPI:
     """The movierec HTTP API over `service`.
 
@@ -108,6 +110,7 @@ def create_app(
         policy: Auth and body cap; None reads the settings (`SecurityPolicy.from_settings`,
             which refuses an insecure production configuration).
         events: The feedback log; None: no `POST /events` (the single-process baseline).
+        feedback: Counts the posted events (by type and outcome) and the click-through rate.
 
     `/healthz` needs no key (load balancers and probes must reach it without secrets), but
     with auth on an unauthenticated caller sees only the statuses: pids and details need the
@@ -227,7 +230,16 @@ def create_app(
         return health
 
     if events is not None:
-        add_event_routes(app, events, service.catalog, protected, errors, _allowed)
+        add_event_routes(
+            app,
+            events,
+            service.catalog,
+            protected,
+            errors,
+            _allowed,
+            feedback,
+            lambda: service.model_version,
+        )
     return app
 
 

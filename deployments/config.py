@@ -21,9 +21,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from deployments.faults import FaultSettings
+from movierec.events import MAX_SHOWN
 from movierec.layout import ArtifactLayout, Mode
 from movierec.redis_url import mask_url, resolve_redis_url
-from movierec.rules import RuleConfig
+from movierec.rules import ImpressionRule, RuleConfig
 from movierec.settings import get_settings
 from movierec.stages import CONTENT, ITEMCF, POPULAR, RETRIEVAL, SOURCES
 from movierec.storage import ArtifactSource, StoreURI, current_layout
@@ -215,6 +216,36 @@ class MonitoringSettings(_Strict):
     coverage_window_s: float = Field(default=3600.0, gt=0.0, le=7 * 86_400.0)
 
 
+class ImpressionSettings(_Strict):
+    """Impressions: fatigue of movies shown without a reaction, and logging what was served
+    (Controller `user_config.impressions`; see `movierec.rules.ImpressionRule`).
+
+    Attributes:
+        enabled: Apply the rule (the user's impressions come with their features).
+        n: Showings within the window, since the last click, watch or rating, that make a
+            movie fatigued for the user (at most the per-movie times the applier keeps).
+        window_s: The window, seconds before the request.
+        action: "demote" (score times `demote_factor`) or "drop".
+        demote_factor: In [0, 1].
+        log_served: Log every personal list served as impression events (through the
+            Events deployment, in the background: never on the request path).
+        log_queue: Served lists waiting to be logged, at most; past it they are dropped
+            (and counted: `movierec_impression_logs_total{outcome="dropped"}`).
+    """
+
+    enabled: bool = True
+    n: int = Field(default=3, ge=1, le=MAX_SHOWN)
+    window_s: float = Field(default=86_400.0, ge=60.0, le=30 * 86_400.0)
+    action: Literal["demote", "drop"] = "demote"
+    demote_factor: float = Field(default=0.5, ge=0.0, le=1.0)
+    log_served: bool = False
+    log_queue: int = Field(default=1000, ge=1, le=100_000)
+
+    def to_rule(self) -> ImpressionRule:
+        """The `movierec.rules` form."""
+        return ImpressionRule(self.n, self.window_s, self.action, self.demote_factor)
+
+
 class ControllerConfig(_Strict):
     """The Controller's `user_config`.
 
@@ -226,6 +257,7 @@ class ControllerConfig(_Strict):
         rules: Post-ranking rules.
         timeouts: Per-stage deadlines.
         monitoring: The model-health metrics.
+        impressions: The impression rule and the logging of served lists.
     """
 
     model_version: str = Field(default="", max_length=200)
@@ -236,6 +268,7 @@ class ControllerConfig(_Strict):
     rules: RulesSettings = RulesSettings()
     timeouts: StageTimeouts = StageTimeouts()
     monitoring: MonitoringSettings = MonitoringSettings()
+    impressions: ImpressionSettings = ImpressionSettings()
 
     @model_validator(mode="after")
     def _known_sources(self) -> ControllerConfig:

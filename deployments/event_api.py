@@ -13,11 +13,12 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Request
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
@@ -32,6 +33,7 @@ from pydantic import (
 )
 
 from deployments.catalog import Catalog
+from deployments.observability.feedback import FeedbackMetrics
 from deployments.openapi import with_model
 from deployments.schemas import ID_MAX, NO_PARAMS, ErrorResponse
 from deployments.security import API_KEY_HEADER
@@ -178,7 +180,7 @@ def to_events(request: EventsRequest, catalog: Catalog) -> list[Event]:
         if event.movie_id not in catalog
     ]
     if unknown:
-        raise RequestValidationError(unknown)
+        raise RequestValidationError(unknown, body=request.model_dump())
     now = time.time()
     return [
         Event(
@@ -201,8 +203,21 @@ def add_event_routes(
     protected: Sequence[DependsParam],
     errors: dict[int | str, dict[str, Any]],
     no_params: Any,
+    metrics: FeedbackMetrics | None = None,
+    model_version: Callable[[], str] = lambda: "",
 ) -> None:
-    """Adds `POST /events` to the API (`create_app`)."""
+    """Adds `POST /events` and `DELETE /users/{user_id}/events` to the API (`create_app`).
+
+    With `metrics`, every posted event is counted by type and outcome (a rejected request's
+    events too, read from its body), and accepted impressions and clicks under the
+    `model_version()` this replica serves.
+    """
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if metrics is not None and request.method == "POST" and request.url.path == EVENTS_PATH:
+            metrics.failed(posted_types(exc.body), "rejected")
+        return await request_validation_exception_handler(request, exc)
 
     @app.post(
         EVENTS_PATH,
@@ -223,9 +238,12 @@ def add_event_routes(
         """Logs 1..500 events durably; the next recommendations reflect them within about a
         second. A repeated `event_id` (within the deduplication window) is not counted again."""
         validated = to_events(body, catalog)
+        types = [event.type for event in validated]
         try:
             result = await events.ingest(validated, client_id(request.headers.get(API_KEY_HEADER)))
         except RateLimitedError as exc:
+            if metrics is not None:
+                metrics.failed(types, "rate_limited")
             return JSONResponse(
                 {"detail": f"too many events; retry after {exc.retry_after_s} s"},
                 status_code=429,
@@ -233,7 +251,11 @@ def add_event_routes(
             )
         except Exception as exc:
             logger.warning("events not logged: %s", type(exc).__name__)
+            if metrics is not None:
+                metrics.failed(types, "unavailable")
             return _unavailable("the event log is unavailable; retry with the same event_ids")
+        if metrics is not None:
+            metrics.posted(types, result, model_version())
         return EventsAccepted(accepted=result.accepted, duplicates=result.duplicates)
 
     @app.delete(
@@ -257,6 +279,15 @@ def add_event_routes(
             logger.warning("events of a user not deleted: %s", type(exc).__name__)
             return _unavailable("the event store is unavailable; retry later")
         return EventsForgotten(user_id=user_id, events=result.events, movies=result.movies)
+
+
+def posted_types(body: Any) -> list[object]:
+    """The `type` of each event of a rejected request's body (whatever it holds); a body
+    without a readable event list counts as one event of no type ("other")."""
+    events = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(events, list) or not events:
+        return [None]
+    return [event.get("type") if isinstance(event, dict) else None for event in events]
 
 
 def client_id(api_key: str | None) -> str:

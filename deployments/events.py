@@ -38,6 +38,8 @@ from deployments.config import ServingContext
 from deployments.event_applier import EventApplier
 from deployments.event_exporter import EventExporter
 from deployments.features import online_features
+from deployments.observability.backends import RayServeBackend
+from deployments.observability.feedback import LagMetrics
 from deployments.redis_resource import RedisResource, fail_fast
 from models.features.events import EventWeights
 from movierec.events import Event, EventKeys, ForgetResult, IngestResult, RateLimitedError
@@ -47,19 +49,22 @@ logger = logging.getLogger(__name__)
 DAY_S = 86_400
 
 APPEND = """
-local accepted, duplicates = 0, 0
+local accepted, duplicates, flags = 0, 0, {}
 for i = 2, #ARGV, 2 do
   local id, payload = ARGV[i], ARGV[i + 1]
   if id == '' or redis.call('SET', KEYS[2] .. id, '1', 'NX', 'EX', ARGV[1]) then
     redis.call('XADD', KEYS[1], '*', 'e', payload)
     accepted = accepted + 1
+    flags[#flags + 1] = '0'
   else
     duplicates = duplicates + 1
+    flags[#flags + 1] = '1'
   end
 end
-return {accepted, duplicates}
+return {accepted, duplicates, table.concat(flags)}
 """
 """KEYS: stream, dedup prefix; ARGV: window seconds, then (event_id or '', payload) pairs.
+Answers (accepted, duplicates, one '0' (logged) or '1' (duplicate) per event).
 
 Atomic (a script runs alone): an event_id is marked seen iff its event is in the log. The
 dedup keys are derived inside the script, which a Redis Cluster would refuse: movierec uses
@@ -176,8 +181,14 @@ class Events:
         self._keys = EventKeys(context.layout.namespace)
         self._settings = EventsSettings()
         self._log = event_log(context)
+        self._lag = LagMetrics(RayServeBackend())
         self._applier = EventApplier(
-            self._keys, self._log, online_features(context), movie_genres, self._settings
+            self._keys,
+            self._log,
+            online_features(context),
+            movie_genres,
+            self._settings,
+            on_applied=self._lag.observe,
         )
         self._exporter = EventExporter(
             self._keys,
@@ -226,7 +237,7 @@ class Events:
             args += [event.event_id or "", event.encode()]
         try:
             async with self._log.use() as client:
-                accepted, duplicates = await client.eval(  # type: ignore[misc]
+                accepted, duplicates, flags = await client.eval(  # type: ignore[misc]
                     APPEND, 2, self._keys.stream, self._keys.dedup_prefix, *args
                 )
                 if self._settings.durability == "aof":
@@ -235,7 +246,8 @@ class Events:
             raise
         except Exception as exc:
             raise EventLogUnavailableError(f"event log unavailable: {exc}") from None
-        return IngestResult(int(accepted), int(duplicates))
+        repeated = tuple(i for i, flag in enumerate(bytes(flags or b"")) if flag == ord("1"))
+        return IngestResult(int(accepted), int(duplicates), repeated)
 
     async def _check_rate(self, client_id: str, n: int) -> None:
         limit = self._settings.rate_limit_per_s

@@ -11,6 +11,10 @@
 4. rank them (the Ranking stage reads their movie features itself);
 5. post-rules (`movierec.rules.apply_post_rules`: boosts, genre cap), top k.
 
+The impression rule (`user_config.impressions`): a movie the user's profile shows N times
+within the window without a reaction is dropped before assembly (as if seen) or demoted after
+ranking (`movierec.rules.fatigued_movies`, `demote`); the impressions come with the profile.
+
 Every stage call has a deadline inside the request's budget (`deployments.stage_caller`), and
 is made once more if its replica died under it (all stage calls are reads); a stage that
 fails, is late, or that the budget no longer allows is recorded in `fallbacks` and the
@@ -61,7 +65,7 @@ from deployments.stage_caller import (
 from deployments.stages import Stages
 from movierec.manifest import Manifest
 from movierec.payloads import RetrievalCandidates, ScoredMovies, UserProfile
-from movierec.rules import apply_post_rules
+from movierec.rules import apply_post_rules, demote, fatigued_movies
 from movierec.stages import CONTENT, FEATURES, POPULAR, RANKING, RETRIEVAL
 
 
@@ -71,6 +75,18 @@ class RequestObserver(Protocol):
     def observe(self, trace: RequestTrace, response: RecommendationResponse) -> None:
         """Called once per request, after the response is built."""
         ...
+
+
+class Observers:
+    """Several `RequestObserver`s as one, called in order."""
+
+    def __init__(self, *observers: RequestObserver) -> None:
+        self._observers = observers
+
+    def observe(self, trace: RequestTrace, response: RecommendationResponse) -> None:
+        """Hands the request to each observer."""
+        for observer in self._observers:
+            observer.observe(trace, response)
 
 
 class MovieNotFoundError(LookupError):
@@ -116,6 +132,8 @@ class RecommendService:
         self._default_version = default_version
         self._observer = observer
         self._failures = FailureLog()
+        self.clock = time.time
+        """Epoch seconds (the impression window's end); tests set their own."""
         self.candidate_problems: list[str] = []
         """How the candidate settings differ from the ranker's (`deployments.candidate_check`)."""
         self.configure(ControllerConfig())
@@ -129,6 +147,7 @@ class RecommendService:
         """Applies a new configuration (the Controller's `user_config`)."""
         self.config = config
         self._rules = config.rules.to_rule_config()
+        self._impressions = config.impressions.to_rule()
 
     async def recommend(
         self, request: RecommendRequest
@@ -187,7 +206,13 @@ class RecommendService:
             return self._popular_answer(request, trace, cold_start=False)
         retrieved, similar = await sources
 
-        seen = profile.seen
+        fatigued = (
+            fatigued_movies(profile.impressions, self.clock(), self._impressions)
+            if config.impressions.enabled
+            else frozenset()
+        )
+        drop = fatigued if self._impressions.action == "drop" else frozenset()
+        seen = profile.seen | drop
         popular = [
             (i.movie_id, i.score) for i in self.catalog.popular_items(counts.popular, seen=seen)
         ]
@@ -224,6 +249,8 @@ class RecommendService:
                 self.catalog.item(c.movie_id, s) for c, s in zip(candidates, scores, strict=True)
             ]
             scored.sort(key=lambda item: -item.score)
+        if fatigued and not drop:
+            scored = demote(scored, fatigued, self._impressions.demote_factor)
         started = time.perf_counter()
         top = apply_post_rules(
             scored, self._rules, self.catalog.newest_year, request.k, request.genres
@@ -320,6 +347,7 @@ class RecommendService:
 
 __all__ = [
     "MovieNotFoundError",
+    "Observers",
     "RecommendService",
     "RequestObserver",
     "RequestTrace",

@@ -110,21 +110,26 @@ class EventsStage(Protocol):
 
 @dataclass(frozen=True)
 class Stages:
-    """The four stages the Controller composes."""
+    """The four stages the Controller composes, and the feedback log (health only here:
+    `POST /events` reaches it directly)."""
 
     retrieval: RetrievalStage
     content: ContentStage
     features: FeaturesStage
     ranking: RankingStage
+    events: EventsStage | None = None
 
     def health_checks(self) -> dict[str, HealthProbe]:
-        """Stage name -> its health call, in a fixed order."""
-        return {
+        """Stage name -> its health call, in a fixed order (`events` when there is one)."""
+        checks: dict[str, HealthProbe] = {
             "retrieval": self.retrieval.health,
             "content": self.content.health,
             "features": self.features.health,
             "ranking": self.ranking.health,
         }
+        if self.events is not None:
+            checks["events"] = self.events.health
+        return checks
 
 
 class HealthProbe(Protocol):
@@ -219,6 +224,7 @@ def handles_for(
     content: DeploymentHandle,
     features: DeploymentHandle,
     ranking: DeploymentHandle,
+    events: EventsStage | None = None,
 ) -> Stages:
     """The stages behind the other deployments' handles (the Controller's wiring)."""
     return Stages(
@@ -226,4 +232,5 @@ def handles_for(
         content=ContentHandle(content),
         features=FeaturesHandle(features),
         ranking=RankingHandle(ranking),
+        events=events,
     )

@@ -209,6 +209,17 @@ user_history = FeatureView(
             dtype=Array(Int64),
             description="Every movie rated before the snapshot, oldest first.",
         ),
+        Field(
+            name="impressed_movie_ids",
+            dtype=Array(Int64),
+            description="Event-driven: a movie per recent showing not followed by a click, "
+            "watch or rating, newest first (empty in snapshots).",
+        ),
+        Field(
+            name="impressed_at",
+            dtype=Array(Int64),
+            description="Event-driven: when each impressed_movie_ids entry was shown, epoch s.",
+        ),
     ],
     source=user_history_source,
     online=True,

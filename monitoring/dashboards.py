@@ -1,12 +1,14 @@
 """The Grafana dashboards, as code: `python -m monitoring.dashboards` writes their JSON.
 
-Two dashboards, both on the provisioned Prometheus datasource (uid `movierec-prometheus`):
+Three dashboards, all on the provisioned Prometheus datasource (uid `movierec-prometheus`):
 
 * service overview (`movierec-service`): Ray Serve's own metrics (HTTP requests, errors,
   latency, replicas, queues) and the request path's (per-stage latency quantiles, ranking
   batches, candidates per source, source overlap);
 * model health (`movierec-model`): ranker score distribution over time, catalog coverage,
-  popularity bias, fallback rates, degraded and cold-start shares, genre mix.
+  popularity bias, fallback rates, degraded and cold-start shares, genre mix;
+* real-time feedback (`movierec-feedback`): events by type and outcome, the event-to-online
+  lag, the click-through rate by model version, the impression logs.
 
 Every UID is fixed and the JSON is written with sorted keys, so regenerating gives the
 committed files byte for byte (a test checks it). `--check` only compares.
@@ -387,7 +389,65 @@ MODEL = Dashboard(
     ),
 )
 
-DASHBOARDS: tuple[Dashboard, ...] = (SERVICE, MODEL)
+EVENTS_BY = d.EVENTS.name
+REFUSED = 'outcome=~"rejected|unavailable|rate_limited"'
+
+
+def _ctr(by: str) -> str:
+    clicks = _rate(f'{d.FEEDBACK.name}{{type="click"}}', by)
+    impressions = _rate(f'{d.FEEDBACK.name}{{type="impression"}}', by)
+    return f"{clicks} / {impressions}"
+
+
+FEEDBACK = Dashboard(
+    uid="movierec-feedback",
+    title="movierec: real-time feedback",
+    description="Events posted and applied, feature freshness, click-through rate by model.",
+    panels=(
+        Panel(
+            "Events per second",
+            "Events posted to POST /events, by type and outcome: accepted, duplicate (a "
+            "repeated event_id), rejected (422: every event of the request), unavailable "
+            "(503), rate_limited (429).",
+            (Query(_rate(EVENTS_BY, "type, outcome"), "{{type}} {{outcome}}"),),
+            width=8,
+        ),
+        Panel(
+            "Refused events share",
+            "Share of the posted events not logged (rejected, unavailable or rate limited).",
+            (Query(f"{_rate(f'{EVENTS_BY}{{{REFUSED}}}')} / {_rate(EVENTS_BY)}", "refused"),),
+            unit="percentunit",
+            width=8,
+        ),
+        Panel(
+            "Event-to-online lag",
+            "Feature freshness: from an event's receipt by the API (before its 202) to its "
+            "user's features written online by the applier; p50, p95, p99.",
+            tuple(
+                Query(_quantile(q, d.EVENT_LAG.name), f"p{round(q * 100)}")
+                for q in (0.5, 0.95, 0.99)
+            ),
+            unit="s",
+            width=8,
+        ),
+        Panel(
+            "Click-through rate by model version",
+            "Clicks over impressions logged, by the model_version that served the list "
+            "(server-side impression logs) or that the receiving Controller serves (posted "
+            "events).",
+            (Query(_ctr("model_version"), "{{model_version}}"),),
+            unit="percentunit",
+        ),
+        Panel(
+            "Impression logs",
+            "Served lists the Controller logged as impressions per second, by outcome "
+            "(dropped: its queue was full; user_config.impressions.log_served).",
+            (Query(_rate(d.IMPRESSION_LOGS.name, "outcome"), "{{outcome}}"),),
+        ),
+    ),
+)
+
+DASHBOARDS: tuple[Dashboard, ...] = (SERVICE, MODEL, FEEDBACK)
 
 
 def expressions(dashboard: dict[str, Any]) -> list[str]:

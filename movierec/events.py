@@ -20,6 +20,10 @@ MAX_EVENTS: Final = 500
 """Events in one `POST /events` request, at most."""
 MAX_EVENT_ID: Final = 64
 """Characters of an `event_id`, at most."""
+MAX_SHOWN: Final = 20
+"""Impression times kept per movie and user (the impression rule's N is at most this)."""
+MAX_IMPRESSIONS: Final = 500
+"""Impressions a user's online row keeps, newest first (bounds the per-request read)."""
 RATING_MIN: Final = 0.5
 RATING_MAX: Final = 5.0
 
@@ -107,10 +111,12 @@ class IngestResult:
     Attributes:
         accepted: Events newly appended to the event log.
         duplicates: Events whose `event_id` was seen within the deduplication window.
+        duplicate_indices: Their positions in the request (metrics by type).
     """
 
     accepted: int
     duplicates: int
+    duplicate_indices: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

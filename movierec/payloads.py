@@ -94,12 +94,15 @@ class UserProfile:
         features: The ranker's user features by Feast name (values may be None).
         liked: Movies the user liked, best rated first (the content source's seeds).
         seen: Every movie the user has rated (never recommended again).
+        impressions: (movie_id, epoch seconds) of each recent showing of a movie the user
+            did not click, watch or rate since (newest first; the impression rule's input).
     """
 
     user_id: int
     features: Mapping[str, Any] = field(default_factory=dict)
     liked: tuple[int, ...] = ()
     seen: frozenset[int] = frozenset()
+    impressions: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

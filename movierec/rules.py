@@ -6,9 +6,10 @@ Pure logic, shared by the online Controller and the offline served-quality repla
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -206,3 +207,54 @@ def apply_post_rules(
     """
     boosted = apply_boosts(items, config, newest_year)
     return cap_genres(boosted, config.genre_cap, config.genre_window, exempt_genres)[:k]
+
+
+@dataclass(frozen=True)
+class ImpressionRule:
+    """Movies shown to a user over and over without a reaction (Controller
+    `user_config.impressions`).
+
+    Attributes:
+        n: A movie shown at least this many times within `window_s` (counting only the
+            showings after the user's last click, watch or rating of it) is fatigued.
+        window_s: The window, in seconds, ending at the request.
+        action: "demote": its score times `demote_factor`; "drop": it is not recommended.
+        demote_factor: In [0, 1]; a negative score moves down by the same share.
+    """
+
+    n: int = 3
+    window_s: float = 86_400.0
+    action: Literal["demote", "drop"] = "demote"
+    demote_factor: float = 0.5
+
+
+def fatigued_movies(
+    impressions: Iterable[tuple[int, float]], now: float, rule: ImpressionRule
+) -> frozenset[int]:
+    """The movies shown at least `rule.n` times in `(now - rule.window_s, now]`.
+
+    Args:
+        impressions: (movie_id, epoch seconds) per showing (the user's `impressions`).
+        now: The request's time, epoch seconds.
+        rule: N and the window.
+    """
+    horizon = now - rule.window_s
+    counts: defaultdict[int, int] = defaultdict(int)
+    for movie_id, shown_at in impressions:
+        if horizon < shown_at <= now:
+            counts[movie_id] += 1
+    return frozenset(m for m, c in counts.items() if c >= rule.n)
+
+
+def demote(items: Sequence[Item], movies: Collection[int], factor: float) -> list[Item]:
+    """`items` with the scores of `movies` lowered by `factor`, re-sorted best first (stable).
+
+    A score s >= 0 becomes s * factor, a negative one s - |s| * (1 - factor): lower either way.
+    """
+    if not movies:
+        return list(items)
+    out = [
+        replace(i, score=i.score - abs(i.score) * (1.0 - factor)) if i.movie_id in movies else i
+        for i in items
+    ]
+    return sorted(out, key=lambda i: -i.score)

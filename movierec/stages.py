@@ -35,3 +35,8 @@ LIKED_MOVIE_IDS: Final = "liked_movie_ids"
 """User feature: the movies rated at least the like threshold, best first (content seeds)."""
 SEEN_MOVIE_IDS: Final = "seen_movie_ids"
 """User feature: every movie the user has rated (never recommended again)."""
+IMPRESSED_MOVIE_IDS: Final = "impressed_movie_ids"
+"""User feature (event-driven): a movie per recent impression not followed by a click, watch
+or rating, newest first (aligned with `IMPRESSED_AT`; a movie appears once per showing)."""
+IMPRESSED_AT: Final = "impressed_at"
+"""User feature (event-driven): when each of `IMPRESSED_MOVIE_IDS` was shown, epoch seconds."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from deployments.observability.labels import OTHER, REASONS, STAGES
+from deployments.observability.labels import EVENT_TYPE_LABELS, OTHER, OUTCOMES, REASONS, STAGES
 from movierec.stages import SOURCES
 
 RESERVED_LABELS = frozenset({"application", "deployment", "replica", "route", "le"})
@@ -69,6 +69,10 @@ COUNT_BUCKETS: tuple[float, ...] = (0.5, 1, 5, 10, 25, 50, 100, 200, 300, 500, 1
 RATIO_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
 """0.05, 0.10, ..., 1.0: fractions and probabilities."""
 BATCH_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
+LAG_BUCKETS_S: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+)  # fmt: skip
+"""Event-to-online lag: milliseconds when the applier keeps up, minutes after an outage."""
 SCORE_SAMPLES = 10
 """At most this many ranker scores are observed per request (each observation through Ray
 costs a few microseconds; 10 evenly spaced order statistics keep the distribution's shape)."""
@@ -153,6 +157,37 @@ COVERAGE = MetricSpec(
     "size (per replica: take the max over replicas, a lower bound of the global coverage).",
 )
 
+EVENTS = MetricSpec(
+    "movierec_events_total",
+    Kind.COUNTER,
+    "Feedback events posted to POST /events, by type and outcome (accepted, duplicate, "
+    "rejected with 422, unavailable 503, rate_limited 429).",
+    ("type", "outcome"),
+)
+EVENT_LAG = MetricSpec(
+    "movierec_event_lag_seconds",
+    Kind.HISTOGRAM,
+    "Feature freshness: seconds from an event's receipt by the API (before its 202) to its "
+    "user's features written online by the applier (Events deployment).",
+    ("type",),
+    LAG_BUCKETS_S,
+)
+FEEDBACK = MetricSpec(
+    "movierec_feedback_total",
+    Kind.COUNTER,
+    "Impressions and clicks logged (not duplicates), by the model_version that served the "
+    "list (server-side impression logs) or that the receiving Controller serves (posted "
+    "events): the click-through rate is clicks over impressions.",
+    ("type", "model_version"),
+)
+IMPRESSION_LOGS = MetricSpec(
+    "movierec_impression_logs_total",
+    Kind.COUNTER,
+    "Served lists the Controller logged as impressions (user_config.impressions.log_served), "
+    "by outcome: accepted, dropped (queue full), unavailable or rate_limited (not logged).",
+    ("outcome",),
+)
+
 SERVING_METRICS: tuple[MetricSpec, ...] = (
     STAGE_LATENCY,
     SOURCE_CANDIDATES,
@@ -171,12 +206,23 @@ SERVING_METRICS: tuple[MetricSpec, ...] = (
 RANKING_METRICS: tuple[MetricSpec, ...] = (RANKING_BATCH_SIZE,)
 """What the Ranking deployment records."""
 
-ALL_METRICS: tuple[MetricSpec, ...] = SERVING_METRICS + RANKING_METRICS
+EVENT_API_METRICS: tuple[MetricSpec, ...] = (EVENTS, FEEDBACK, IMPRESSION_LOGS)
+"""What the Controller records about feedback (POST /events, the impression logs)."""
+
+APPLIER_METRICS: tuple[MetricSpec, ...] = (EVENT_LAG,)
+"""What the Events deployment records."""
+
+ALL_METRICS: tuple[MetricSpec, ...] = (
+    SERVING_METRICS + RANKING_METRICS + EVENT_API_METRICS + APPLIER_METRICS
+)
 
 LABEL_VALUES: dict[str, tuple[str, ...] | None] = {
     "stage": STAGES,
     "reason": REASONS,
     "source": (*SOURCES, OTHER),
     "genre": None,  # the catalog's genres, at most labels.MAX_GENRES, plus "other"
+    "type": EVENT_TYPE_LABELS,
+    "outcome": OUTCOMES,
+    "model_version": None,  # the served versions, at most labels.MAX_VERSIONS, plus "other"
 }
 """Every label name in use and its closed vocabulary (None: bounded, from the catalog)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from deployments.schemas import FALLBACK_REASONS
+from movierec.events import EVENT_TYPES
 from movierec.stages import SOURCES
 
 OTHER = "other"
@@ -32,6 +33,26 @@ STAGES: tuple[str, ...] = (
 REASONS: tuple[str, ...] = (*FALLBACK_REASONS, OTHER)
 """`reason` label values of a fallback: the API's `FallbackReason` categories (see
 `reason_label`)."""
+
+EVENT_TYPE_LABELS: tuple[str, ...] = (*EVENT_TYPES, OTHER)
+"""`type` label values: the feedback event types (an invalid type of a rejected event:
+"other")."""
+
+OUTCOMES: tuple[str, ...] = (
+    "accepted",
+    "duplicate",
+    "rejected",
+    "unavailable",
+    "rate_limited",
+    "dropped",
+    OTHER,
+)
+"""`outcome` label values of posted events and of impression logs: logged; a repeated
+event_id; refused with 422; the event log unavailable (503); over the rate (429); an
+impression log the Controller's queue had no room for."""
+
+MAX_VERSIONS = 8
+"""At most this many `model_version` label values per process; later ones are "other"."""
 
 MAX_GENRES = 40
 """At most this many genre label values (MovieLens has 19 or 20); the rest is `OTHER`."""
@@ -74,3 +95,25 @@ def source_label(source: str) -> str:
 def genre_vocabulary(genres: Iterable[str], limit: int = MAX_GENRES) -> frozenset[str]:
     """The genre label values of a catalog: its genres in name order, at most `limit`."""
     return frozenset(sorted(set(genres))[:limit])
+
+
+def event_type_label(kind: object) -> str:
+    """The `type` label of an event type as posted (anything not a type: "other")."""
+    return kind if isinstance(kind, str) and kind in EVENT_TYPES else OTHER
+
+
+class VersionLabels:
+    """The `model_version` label: the first `limit` versions a process sees keep their name,
+    later ones become "other" (a rollout changes the version a few times, never per request)."""
+
+    def __init__(self, limit: int = MAX_VERSIONS) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+
+    def __call__(self, version: str) -> str:
+        if version in self._known:
+            return version
+        if len(self._known) < self._limit and version:
+            self._known.add(version)
+            return version
+        return OTHER

@@ -25,7 +25,7 @@ from models.features.events import (
     BaseFeatures,
 )
 from models.features.runtime import OnlineFeatures, response_columns
-from movierec.stages import LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
+from movierec.stages import IMPRESSED_AT, IMPRESSED_MOVIE_IDS, LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
 
 BASE_REFS: tuple[str, ...] = (
     f"{FEATURES_VIEW}:{RATING_COUNT}",
@@ -33,6 +33,8 @@ BASE_REFS: tuple[str, ...] = (
     f"{FEATURES_VIEW}:{GENRE_AFFINITY}",
     f"{HISTORY_VIEW}:{LIKED_MOVIE_IDS}",
     f"{HISTORY_VIEW}:{SEEN_MOVIE_IDS}",
+    f"{HISTORY_VIEW}:{IMPRESSED_MOVIE_IDS}",
+    f"{HISTORY_VIEW}:{IMPRESSED_AT}",
 )
 """The online features events move (the columns of `user_features` and `user_history`)."""
 

@@ -15,7 +15,10 @@ What each event means (README "Real-time feedback"): `rating` marks the movie se
 the user's rating (at least `like_threshold`: a liked seed; below: a negative, out of the
 liked list); `watch` marks it seen; `dismiss` marks it seen (never recommended again) and
 negative; `click` is interest (a seed after the rated likes, when `click_seeds`), not seen;
-`impression` is counted.
+`impression` is counted, and its time kept (the last `MAX_SHOWN` per movie): the showings
+since the movie's last click, watch or rating go online as `impressed_movie_ids` /
+`impressed_at`, the Controller's impression rule demotes or drops a movie shown N times within
+its window (`movierec.rules.fatigued_movies`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from models.features.genres import GENRE_INDEX, GENRES, canonical_genres
-from movierec.events import Event
-from movierec.stages import LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
+from movierec.events import MAX_IMPRESSIONS, MAX_SHOWN, Event
+from movierec.stages import IMPRESSED_AT, IMPRESSED_MOVIE_IDS, LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
 
 Seq = tuple[int, int]
 """A stream position (`<ms>-<n>` of a Redis stream entry id): later events compare larger."""
@@ -40,6 +43,9 @@ RATING_MEAN = "user_rating_mean"
 GENRE_AFFINITY = "user_genre_affinity"
 HISTORY_VIEW = "user_history"
 FEATURES_VIEW = "user_features"
+
+Shown = tuple[int, int, int]
+"""One impression: its stream position (ms, n) and the event time, epoch seconds."""
 
 
 def parse_seq(entry_id: str | bytes) -> Seq:
@@ -77,6 +83,8 @@ class MovieState:
     impressions: int = 0
     seen_ids: tuple[str, ...] = field(default=())
     """Stream entry ids already counted (clicks, impressions), so a replay adds nothing."""
+    shown: tuple[Shown, ...] = ()
+    """The last `MAX_SHOWN` impressions, by stream position (oldest first)."""
 
     def apply(self, event: Event, seq: Seq, entry_id: str) -> MovieState:
         """The state after `event` (at stream position `seq`). Idempotent: an event whose
@@ -96,7 +104,17 @@ class MovieState:
             return replace(
                 self, clicks=self.clicks + 1, clicked_at=max(self.clicked_at, seq), seen_ids=counted
             )
-        return replace(self, impressions=self.impressions + 1, seen_ids=counted)
+        shown = tuple(sorted({*self.shown, (seq[0], seq[1], int(event.timestamp))}))
+        return replace(
+            self, impressions=self.impressions + 1, seen_ids=counted, shown=shown[-MAX_SHOWN:]
+        )
+
+    def unanswered(self) -> list[Shown]:
+        """The impressions after the movie's last click, watch or rating (none once seen:
+        a seen movie is never recommended anyway)."""
+        if self.seen:
+            return []
+        return [s for s in self.shown if (s[0], s[1]) > self.clicked_at]
 
     @property
     def seen(self) -> bool:
@@ -115,6 +133,7 @@ class MovieState:
                 list(self.clicked_at),
                 self.impressions,
                 list(self.seen_ids),
+                [list(s) for s in self.shown],
             ],
             separators=(",", ":"),
         )
@@ -122,8 +141,9 @@ class MovieState:
     @classmethod
     def decode(cls, payload: str | bytes) -> MovieState:
         """The state `encode` wrote."""
-        r, ra, wa, da, c, ca, i, ids = json.loads(payload)
-        return cls(r, tuple(ra), tuple(wa), tuple(da), c, tuple(ca), i, tuple(ids))
+        r, ra, wa, da, c, ca, i, ids, *rest = json.loads(payload)
+        shown = tuple((int(a), int(b), int(t)) for a, b, t in rest[0]) if rest else ()
+        return cls(r, tuple(ra), tuple(wa), tuple(da), c, tuple(ca), i, tuple(ids), shown)
 
 
 @dataclass(frozen=True)
@@ -193,6 +213,8 @@ def fold_features(
       base keeps no per-movie rating).
     * genre affinity: the base's shares weighted by the genre tags of the base's seen
       movies, plus the genre tags of the newly rated movies, renormalized.
+    * impressions: every showing of a movie not seen and not clicked since, newest first
+      (ties: by movie), at most `MAX_IMPRESSIONS`: `impressed_movie_ids` and `impressed_at`.
 
     Returns:
         {view name: {feature name: value}} for every feature of both views (a Feast write
@@ -237,10 +259,16 @@ def fold_features(
     for m in new_ratings:
         tags += genre_vector(movie_genres.get(m, ()))
     affinity = tags / tags.sum() if tags.sum() > 0 else tags
+    shown = sorted(
+        ((s[2], s[0], s[1], m) for m, state in states.items() for s in state.unanswered()),
+        reverse=True,
+    )[:MAX_IMPRESSIONS]
     return {
         HISTORY_VIEW: {
             LIKED_MOVIE_IDS: liked[: weights.max_liked],
             SEEN_MOVIE_IDS: [*base.seen, *new_seen],
+            IMPRESSED_MOVIE_IDS: [m for *_, m in shown],
+            IMPRESSED_AT: [t for t, *_ in shown],
         },
         FEATURES_VIEW: {
             RATING_COUNT: count,

@@ -38,7 +38,7 @@ from models.features.store import (
     open_store,
 )
 from movierec.payloads import UserProfile
-from movierec.stages import LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
+from movierec.stages import IMPRESSED_AT, IMPRESSED_MOVIE_IDS, LIKED_MOVIE_IDS, SEEN_MOVIE_IDS
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class OnlineFeatures:
         """liked_movie_ids (content seeds) and seen_movie_ids; empty lists for an unknown user."""
         response = self.store.get_online_features(self.history_refs, {"user_id": [int(user_id)]})
         row = response_columns(response, skip=("user_id",))
-        return {k: list(v[0] or []) for k, v in row.items()}
+        return {k: list(row[k][0] or []) for k in (LIKED_MOVIE_IDS, SEEN_MOVIE_IDS) if k in row}
 
     async def get_user_features_async(self, user_id: int) -> dict[str, Any]:
         """`get_user_features` on Feast's async path (redis.asyncio)."""
@@ -218,7 +218,9 @@ class OnlineFeatures:
             return None
         liked, seen = _history(row)
         features = {name: row.get(name) for name in self.user_names}
-        return UserProfile(int(user_id), features, liked, seen)
+        shown = zip(row.get(IMPRESSED_MOVIE_IDS) or (), row.get(IMPRESSED_AT) or (), strict=False)
+        impressions = tuple((int(m), int(t)) for m, t in shown)
+        return UserProfile(int(user_id), features, liked, seen, impressions)
 
     def _from_precomputed(self, response: OnlineResponse) -> dict[str, list[Any]]:
         # Feast 0.67 serves precomputed vectors under full names ("view__feature") only.

@@ -94,6 +94,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             (EVENT_TIMESTAMP, _TS_TYPE),
             ("liked_movie_ids", pa.list_(pa.int64())),
             ("seen_movie_ids", pa.list_(pa.int64())),
+            # event-driven (the Events applier writes them online); empty in snapshots
+            ("impressed_movie_ids", pa.list_(pa.int64())),
+            ("impressed_at", pa.list_(pa.int64())),
         ]
     ),
 }
@@ -418,8 +421,9 @@ def _user_tables(
     group_end = np.append(group_start[1:], n)
     seen = _slice_lists(group_start[user_first_group], group_end, mid)
     liked = _top_liked(group, user_first_group, user_last_group, mid, ts, rating, config)
+    empty = pa.array([[]] * len(user_ids), type=pa.list_(pa.int64()))
     history = pa.Table.from_arrays(
-        [user_ids, event_ts, liked, seen], schema=SCHEMAS["user_history"]
+        [user_ids, event_ts, liked, seen, empty, empty], schema=SCHEMAS["user_history"]
     )
     return features, history
 

@@ -15,10 +15,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from movierec.redis_server import read_state, start, status
-from tests.deployments._serve import Served, deploy, serve_tiny_app, with_user_config
+from tests.deployments._serve import (
+    Served,
+    deploy,
+    free_port,
+    serve_tiny_app,
+    with_user_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +35,19 @@ RECOVERY_BOUND_S = 60.0
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serve_tiny_app(tmp_path_factory, persist_redis=True) as app:
+def metrics_port() -> int:
+    """Ray's metrics agent port (`/metrics`): the app's metrics, exported every second."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, metrics_port: int) -> Iterator[Served]:
+    with serve_tiny_app(
+        tmp_path_factory,
+        persist_redis=True,
+        _metrics_export_port=metrics_port,
+        _system_config={"metrics_report_interval_ms": 1000},
+    ) as app:
         yield app
 
 
@@ -202,3 +220,99 @@ def test_events_acknowledged_before_a_redis_crash_are_applied_after_its_restart(
     print(f"\nacknowledged dismiss applied {time.monotonic() - restarted:.1f} s after the restart")
     retry = _post(served, event)  # the client retrying the acknowledged event: a duplicate
     assert retry.status_code == 202 and retry.json() == {"accepted": 0, "duplicates": 1}
+
+
+def _scores(body: dict[str, Any]) -> dict[int, float]:
+    return {item["movie_id"]: item["score"] for item in body["items"]}
+
+
+def _metric_lines(metrics_port: int, *needles: str) -> list[str]:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    return [line for line in text.splitlines() if all(n in line for n in needles)]
+
+
+def test_a_movie_shown_n_times_is_demoted_then_dropped_and_the_feedback_is_measured(
+    served: Served, metrics_port: int
+) -> None:
+    """The impression rule (n=3, demote by half, then drop) on posted impressions, then the
+    server-side logging of served lists; the counters, the lag and the CTR on /metrics."""
+    user_id, n = 7, 3
+    rule = {"n": n, "window_s": 3600, "action": "demote", "demote_factor": 0.5}
+    deploy(with_user_config(served.config, "Controller", impressions=rule))
+    try:
+        before = _personal_answer(served, user_id, k=100)
+        top, other = _ids(before)[:2]
+        score = _scores(before)[top]
+        shown = {"user_id": user_id, "movie_id": top, "type": "impression"}
+        answer = _post(
+            served, *[shown] * n, {"user_id": user_id, "movie_id": other, "type": "click"}
+        )
+        assert answer.status_code == 202 and answer.json() == {"accepted": n + 1, "duplicates": 0}
+        posted = time.monotonic()
+        answers: list[dict[str, Any]] = []
+
+        def demoted() -> bool:
+            answers.append(_personal_answer(served, user_id, k=100))
+            now = _scores(answers[-1]).get(top)
+            return now is not None and abs(now - score * 0.5) < 1e-6
+
+        lag = _until(demoted, APPLIED_BOUND_S, "the shown movie not demoted")
+        after = answers[-1]
+        place = _ids(after).index(top)
+        above = [s for m, s in _scores(after).items() if m != top and s > score * 0.5]
+        print(
+            f"\nshown {n} times: demoted {lag * 1000:.0f} ms after the 202 (score "
+            f"{score:.4f} -> {_scores(after)[top]:.4f}, place 1 -> {place + 1})"
+        )
+        assert place > 0 or not above  # the best-scored movie always leads (genre cap too)
+
+        deploy(
+            with_user_config(served.config, "Controller", impressions={**rule, "action": "drop"})
+        )
+        dropped = _until(
+            lambda: top not in _ids(_personal_answer(served, user_id, k=100)),
+            APPLIED_BOUND_S,
+            "the shown movie not dropped",
+        )
+        print(f"action drop: gone from the list {dropped * 1000:.0f} ms after the redeploy")
+        assert time.monotonic() - posted < 3 * APPLIED_BOUND_S + 60
+
+        deploy(
+            with_user_config(served.config, "Controller", impressions={**rule, "log_served": True})
+        )
+        _recommend(served, 8)  # logged in the background as 10 impressions of user 8
+        assert _post(served, {"user_id": 8, "movie_id": 1, "type": "share"}).status_code == 422
+    finally:
+        deploy(served.config)
+
+    health = served.get("/healthz").json()
+    assert health["stages"]["events"]["status"] == "ok", health["stages"]["events"]
+    wanted = (
+        ("ray_movierec_events_total", 'outcome="accepted"', 'type="impression"'),
+        ("ray_movierec_events_total", 'outcome="accepted"', 'type="click"'),
+        ("ray_movierec_events_total", 'outcome="rejected"', 'type="other"'),
+        ("ray_movierec_feedback_total", 'type="click"', "model_version="),
+        ("ray_movierec_feedback_total", 'type="impression"', "model_version="),
+        ("ray_movierec_impression_logs_total", 'outcome="accepted"'),
+        ("ray_movierec_event_lag_seconds_count", 'type="impression"'),
+    )
+    missing = list(wanted)
+    started = time.monotonic()
+    while missing and time.monotonic() - started < 30:
+        missing = [w for w in missing if not _metric_lines(metrics_port, *w)]
+        time.sleep(0.5)
+    assert not missing, missing
+    lags = _metric_lines(metrics_port, "ray_movierec_event_lag_seconds_sum")
+    counts = _metric_lines(metrics_port, "ray_movierec_event_lag_seconds_count")
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in lags)
+    events = sum(float(line.rsplit(" ", 1)[1]) for line in counts)
+    clicks = _metric_lines(metrics_port, "ray_movierec_feedback_total", 'type="click"')
+    shows = _metric_lines(metrics_port, "ray_movierec_feedback_total", 'type="impression"')
+    ctr = sum(float(c.rsplit(" ", 1)[1]) for c in clicks) / sum(
+        float(i.rsplit(" ", 1)[1]) for i in shows
+    )
+    print(
+        f"mean event-to-online lag {1000 * total / events:.0f} ms over {events:.0f} "
+        f"events; CTR {ctr:.3f}"
+    )
+    assert events > 0 and 0 < ctr <= 1

@@ -253,3 +253,62 @@ def test_the_item_to_item_source_comes_in_the_retrieval_call_when_configured() -
     assert _fallbacks(response) == {("retrieval", "error")}
     assert ranking.queries[-1].candidates["in_itemcf"].sum() == 0
     assert ranking.queries[-1].candidates["in_retrieval"].sum() == 0
+
+
+@pytest.mark.parametrize("action", ["demote", "drop"])
+def test_a_movie_shown_n_times_without_a_reaction_is_demoted_or_dropped(action: str) -> None:
+    service, _, _, features, ranking = _setup()
+    service.clock = lambda: 100_000.0
+    service.configure(
+        ControllerConfig.model_validate(
+            {
+                "rules": {"genre_cap": 0},
+                "candidates": {"itemcf": 0},
+                "impressions": {"n": 3, "window_s": 3600, "action": action},
+            }
+        )
+    )
+    shown = [(9, 99_990), (9, 99_980), (9, 99_970)]  # three times in the last hour
+    shown += [(8, 10), (8, 20), (8, 30), (7, 99_999)]  # 8: long ago; 7: once
+    features.profile = UserProfile(
+        1, {"user_rating_mean": 4.0}, (2,), frozenset({2, 4}), tuple(shown)
+    )
+    response = _ask(service, k=6)
+    (query,) = ranking.queries
+    if action == "drop":
+        # five candidates left for k=6: the popular filler (20, unseen, not shown) joins
+        assert 9 not in query.movie_ids.tolist()
+        assert [m.movie_id for m in response.items] == [20, 8, 7, 6, 5, 3]
+    else:  # the ranker scores ids; 9 * 0.5 = 4.5 falls between 5 and 3
+        assert 9 in query.movie_ids.tolist()
+        assert [m.movie_id for m in response.items] == [8, 7, 6, 5, 9, 3]
+    service.configure(
+        ControllerConfig.model_validate(
+            {
+                "rules": {"genre_cap": 0},
+                "candidates": {"itemcf": 0},
+                "impressions": {"enabled": False},
+            }
+        )
+    )
+    assert [m.movie_id for m in _ask(service, k=2).items] == [9, 8]
+
+
+def test_the_events_stage_is_in_the_health_list() -> None:
+    retrieval, content, ranking = Retrieval(), Content(), Ranking()
+
+    class Events:
+        async def ingest(self, events: Any, client_id: str = "anonymous") -> Any:
+            raise NotImplementedError
+
+        async def forget(self, user_id: int) -> Any:
+            raise NotImplementedError
+
+        async def health(self) -> HealthPayload:
+            return {"status": "ok", "pid": 1, "detail": {"applier": {"entries": 3}}}
+
+    stages = Stages(retrieval, content, Features(content), ranking, Events())
+    health = asyncio.run(RecommendService(stages, CATALOG, "v1").health())
+    assert list(health.stages) == ["controller", *stages.health_checks()]
+    assert list(health.stages)[-1] == "events"
+    assert health.stages["events"].detail == {"applier": {"entries": 3}}

@@ -14,7 +14,7 @@ from monitoring import dashboards
 from monitoring.dashboards import DASHBOARDS, DASHBOARDS_DIR, DATASOURCE, expressions
 
 PROVISIONING = DASHBOARDS_DIR.parent / "provisioning"
-UIDS = {"movierec-service", "movierec-model"}
+UIDS = {"movierec-service", "movierec-model", "movierec-feedback"}
 """Grafana links and bookmarks use these: changing one is a breaking change."""
 
 
@@ -50,7 +50,9 @@ def test_uids_are_stable_and_unique() -> None:
         assert ids == list(range(1, len(ids) + 1)), name  # stable panel ids, in order
 
 
-@pytest.mark.parametrize("name", ["movierec-service.json", "movierec-model.json"])
+@pytest.mark.parametrize(
+    "name", ["movierec-service.json", "movierec-model.json", "movierec-feedback.json"]
+)
 def test_every_panel_has_a_datasource_and_a_query(name: str) -> None:
     dashboard = _committed()[name]
     assert dashboard["panels"], name
@@ -109,6 +111,15 @@ def test_the_dashboards_cover_the_issue() -> None:
         "movierec_served_genre_items_total",
     ):
         assert needle in model, needle
+    feedback = " ".join(expressions(_committed()["movierec-feedback.json"]))
+    for needle in (
+        "sum by (type, outcome) (rate(movierec_events_total",  # accepted/duplicate/rejected
+        "histogram_quantile(0.99, sum by (le) (rate(movierec_event_lag_seconds_bucket",
+        'sum by (model_version) (rate(movierec_feedback_total{type="click"}',  # CTR
+        'sum by (model_version) (rate(movierec_feedback_total{type="impression"}',
+        "movierec_impression_logs_total",
+    ):
+        assert needle in feedback, needle
 
 
 def test_provisioning_points_at_the_datasource_and_the_dashboards() -> None:

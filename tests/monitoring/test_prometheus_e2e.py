@@ -7,8 +7,9 @@ here with the content Ray's dashboard writes (the metrics agent of each alive no
 in-process Ray runs without a dashboard), and the intervals are 1 s (Ray exports every 1 s).
 
 Traffic comes in two rounds a few scrapes apart, so every series has a sample before its
-last increments and `rate()` over the run sees them: personal lists, cold starts, HTTP
-errors, then (with tiny stage deadlines) degraded answers.
+last increments and `rate()` over the run sees them: personal lists (logged as impressions in
+the background), cold starts, HTTP errors, posted impressions and clicks and a rejected
+event, then (with tiny stage deadlines) degraded answers.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Traffic:
     cold_starts: int = 0
     degraded: int = 0
     errors: int = 0
+    events: int = 0
     statuses: list[int] = field(default_factory=list)
 
     def recommend(self, served: Served, user_id: int) -> dict[str, Any]:
@@ -101,6 +103,17 @@ def _round(served: Served, traffic: Traffic) -> None:
     traffic.error(served, "/recommendations/0", 422)
     traffic.error(served, "/movies/99999/similar", 404)
     assert served.get("/movies/50/similar", k=5).status_code == 200
+    # several posts a round: each Controller replica's series gets increments in both rounds
+    for user_id in USERS[:10]:
+        feedback = [
+            {"user_id": user_id, "movie_id": 50, "type": "impression"},
+            {"user_id": user_id, "movie_id": 50, "type": "click"},
+        ]
+        assert served.http.post("/events", json={"events": feedback}).status_code == 202
+        traffic.events += len(feedback)
+        bad = {"user_id": user_id, "movie_id": 50, "type": "share"}
+        assert served.http.post("/events", json={"events": [bad]}).status_code == 422
+        traffic.errors += 1
 
 
 def _wait_until_scraped(url: str, traffic: Traffic, timeout: float = 60.0) -> None:
@@ -143,6 +156,11 @@ FIRST_ROUND = (
     "movierec_cold_starts_total",
     "movierec_catalog_coverage_ratio",
     "ray_serve_num_http_error_requests_total",
+    'movierec_events_total{outcome="rejected"}',
+    'movierec_feedback_total{type="click"}',
+    'movierec_feedback_total{type="impression"}',
+    "movierec_event_lag_seconds_count",
+    "movierec_impression_logs_total",
 )
 DEGRADED_ROUND = ("movierec_degraded_requests_total", 'movierec_fallbacks_total{reason="timeout"}')
 
@@ -160,6 +178,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
         sd_file = work / "prom_metrics_service_discovery.json"
         _write_sd_file(sd_file)
         config = render_config(load_config(), sd_file=sd_file, scrape_interval=INTERVAL)
+        deploy(with_user_config(served.config, "Controller", impressions={"log_served": True}))
         with running_prometheus(config, work, free_port()) as url:
             traffic = Traffic()
             _until_in_prometheus(url, FIRST_ROUND, lambda: _round(served, traffic))
@@ -259,6 +278,7 @@ def test_counts_match_the_traffic(monitored: Monitored) -> None:
     assert errors == traffic.errors
     served_items = _sum(url, "movierec_served_items_total")
     assert served_items == 10 * traffic.recommendations
+    assert _sum(url, 'movierec_events_total{outcome="accepted"}') == traffic.events
 
 
 def test_labels_stay_in_their_vocabularies(monitored: Monitored) -> None:

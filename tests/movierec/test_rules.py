@@ -112,3 +112,32 @@ def test_post_rules_boost_then_cap_then_cut() -> None:
     config = RuleConfig(genre_cap=3, genre_window=5)
     out = apply_post_rules(items, config, newest_year=None, k=4)
     assert _ids(out) == [1, 2, 3, 9]
+
+
+def test_fatigued_movies_counts_showings_inside_the_window() -> None:
+    from movierec.rules import ImpressionRule, fatigued_movies
+
+    rule = ImpressionRule(n=2, window_s=100.0)
+    shown = [(1, 950.0), (1, 990.0), (2, 990.0), (3, 850.0), (3, 900.0), (4, 1001.0), (4, 1000.0)]
+    # 1: twice inside (900, 1000]; 2: once; 3: 900 is on the horizon (excluded), 850 before;
+    # 4: 1001 is after the request (a client's clock ahead), so once
+    assert fatigued_movies(shown, 1000.0, rule) == {1}
+    assert fatigued_movies(shown, 1000.0, ImpressionRule(n=1, window_s=100.0)) == {1, 2, 4}
+    assert fatigued_movies(shown, 1000.0, ImpressionRule(n=2, window_s=200.0)) == {1, 3}
+    assert fatigued_movies([], 1000.0, rule) == frozenset()
+
+
+def test_demote_scales_the_scores_and_resorts() -> None:
+    from movierec.rules import demote
+
+    items = [Item(1, 0.9), Item(2, 0.6), Item(3, 0.5), Item(4, -0.2)]
+    out = demote(items, {1, 4}, 0.5)
+    # 1: 0.9 * 0.5 = 0.45, below 2 (0.6) and 3 (0.5); 4: -0.2 - 0.2 * 0.5 = -0.3
+    assert [(i.movie_id, round(i.score, 6)) for i in out] == [
+        (2, 0.6),
+        (3, 0.5),
+        (1, 0.45),
+        (4, -0.3),
+    ]
+    assert demote(items, set(), 0.5) == items
+    assert [i.movie_id for i in demote(items, {2}, 0.0)] == [1, 3, 2, 4]  # 0.6 -> 0.0

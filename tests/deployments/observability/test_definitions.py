@@ -29,6 +29,10 @@ EXPECTED: dict[str, Kind] = {
     "movierec_served_genre_items_total": Kind.COUNTER,
     "movierec_served_popularity_ratio": Kind.HISTOGRAM,
     "movierec_catalog_coverage_ratio": Kind.GAUGE,
+    "movierec_events_total": Kind.COUNTER,
+    "movierec_event_lag_seconds": Kind.HISTOGRAM,
+    "movierec_feedback_total": Kind.COUNTER,
+    "movierec_impression_logs_total": Kind.COUNTER,
 }
 """What the app exports, as stored in Prometheus (Ray's `ray_` prefix relabeled away)."""
 

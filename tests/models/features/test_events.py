@@ -108,3 +108,43 @@ def test_states_and_bases_round_trip_through_their_encoding() -> None:
 def test_genre_vector_folds_aliases_and_ignores_unknown_genres() -> None:
     vector = genre_vector(["Children's", "unknown", "Nonsense"])
     assert vector.sum() == 1.0 and vector[GENRE_INDEX["Children"]] == 1.0
+
+
+def shown(movie_id: int, at: float) -> Event:
+    return Event(7, movie_id, "impression", None, at, at)
+
+
+def test_impressions_go_online_newest_first_until_a_click_or_a_watch() -> None:
+    rows = fold(
+        [
+            (shown(1, 100.0), "10-0"),
+            (shown(2, 110.0), "11-0"),
+            (shown(1, 120.0), "12-0"),
+            (shown(3, 130.0), "13-0"),
+            (event(3, "watch"), "14-0"),  # seen: its showings no longer count
+            (shown(2, 140.0), "15-0"),
+            (event(2, "click"), "16-0"),  # a click answers the showings before it ...
+            (shown(2, 150.0), "17-0"),  # ... not the one after
+        ]
+    )
+    assert rows[HISTORY_VIEW]["impressed_movie_ids"] == [2, 1, 1]
+    assert rows[HISTORY_VIEW]["impressed_at"] == [150, 120, 100]
+
+
+def test_an_impression_applied_twice_counts_once_and_old_states_still_decode() -> None:
+    state = MovieState().apply(shown(1, 100.0), (10, 0), "10-0")
+    assert state.apply(shown(1, 100.0), (10, 0), "10-0") == state
+    assert MovieState.decode(state.encode()) == state
+    assert state.shown == ((10, 0, 100),)
+    old = '[null,[0,0],[0,0],[0,0],0,[0,0],2,["1-0","2-0"]]'  # written before `shown`
+    assert MovieState.decode(old) == MovieState(impressions=2, seen_ids=("1-0", "2-0"))
+
+
+def test_a_movie_keeps_its_last_max_shown_impressions() -> None:
+    from movierec.events import MAX_SHOWN
+
+    state = MovieState()
+    for i in range(MAX_SHOWN + 5):
+        state = state.apply(shown(1, 100.0 + i), (10 + i, 0), f"{10 + i}-0")
+    assert len(state.shown) == MAX_SHOWN and state.impressions == MAX_SHOWN + 5
+    assert state.shown[0] == (15, 0, 105) and state.shown[-1][2] == 100 + MAX_SHOWN + 4
