@@ -48,3 +48,19 @@ def test_the_cli_compacts(tmp_path: Path, capsys: object) -> None:
     write_part(tmp_path, _entries(3, 2))
     assert main(["compact", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("*.parquet"))) == 1 and len(read_events(tmp_path)) == 4
+
+
+def test_a_tombstone_deletes_a_users_entries_up_to_it_for_every_reader(tmp_path: Path) -> None:
+    from models.features.event_log import tombstones, write_tombstone
+
+    write_part(tmp_path, _entries(1, 2, user_id=7) + _entries(5, 1, user_id=8))
+    write_tombstone(tmp_path, 7, "2-0")
+    write_tombstone(tmp_path, 7, "1-0")  # an older deletion: the latest one counts
+    assert tombstones(tmp_path) == {7: (2, 0)}
+    write_part(tmp_path, [("1-5", Event(7, 99, "watch", None, 1.7e9, 1.8e9))])  # late export
+    write_part(tmp_path, _entries(9, 1, user_id=7))  # posted after the deletion: kept
+    assert read_events(tmp_path)["entry_id"].tolist() == ["5-0", "9-0"]
+    compacted = compact(tmp_path)
+    assert compacted is not None and list(tmp_path.glob("*.parquet")) == [compacted]
+    assert read_events(tmp_path)["entry_id"].tolist() == ["5-0", "9-0"]
+    assert tombstones(tmp_path) == {7: (2, 0)}  # kept after compaction
