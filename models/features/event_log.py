@@ -113,13 +113,28 @@ def tombstones(directory: Path) -> dict[int, tuple[int, int]]:
     return out
 
 
+def _read_once(directory: Path) -> pd.DataFrame:
+    files = sorted(directory.glob("*.parquet")) if directory.exists() else []
+    tables = [pq.read_table(f, schema=SCHEMA).to_pandas() for f in files]
+    return pd.concat(tables) if tables else SCHEMA.empty_table().to_pandas()
+
+
+def _read_files(directory: Path, attempts: int = 5) -> pd.DataFrame:
+    """Every row of the directory's parquet files. A file that vanishes while being read was
+    merged by a concurrent compaction, whose file is in place before it deletes the parts:
+    the directory is listed and read again."""
+    for _ in range(attempts - 1):
+        try:
+            return _read_once(directory)
+        except FileNotFoundError:
+            continue
+    return _read_once(directory)
+
+
 def read_events(directory: Path) -> pd.DataFrame:
     """Every event of the directory (parts and compacted files), each entry once, in log
     order, without the entries a tombstone deleted."""
-    files = sorted(directory.glob("*.parquet")) if directory.exists() else []
-    if not files:
-        return SCHEMA.empty_table().to_pandas()
-    frame = pd.concat([pq.read_table(f, schema=SCHEMA).to_pandas() for f in files])
+    frame = _read_files(directory)
     if frame.empty:
         return frame.reset_index(drop=True)
     order = frame["entry_id"].str.split("-", expand=True).astype("int64")

@@ -20,7 +20,7 @@ import pandas as pd
 from models.data import MovieLens, load_dataset, stratified_split
 from models.pipeline.catalog import dataset_fingerprint, popularity
 from models.pipeline.events import FoldConfig, fold_event_log
-from models.pipeline.runner import Step, StepContext, StepOutput, run_steps
+from models.pipeline.runner import PipelineError, Step, StepContext, StepOutput, run_steps
 from movierec.layout import ArtifactLayout, Mode
 from movierec.manifest import Manifest, package_versions
 
@@ -61,12 +61,15 @@ def with_events(options: BuildOptions, dataset: MovieLens) -> tuple[MovieLens, d
     (and what was folded, for the manifest); an eval build's dataset as it is."""
     if options.mode != "full" or options.events_dir is None:
         return dataset, {}
-    folded = fold_event_log(
-        dataset.ratings,
-        options.events_dir,
-        FoldConfig(**options.fold),
-        movie_ids=dataset.movies["movie_id"],
-    )
+    try:
+        folded = fold_event_log(
+            dataset.ratings,
+            options.events_dir,
+            FoldConfig(**options.fold),
+            movie_ids=dataset.movies["movie_id"],
+        )
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # pyarrow's errors are among them
+        raise PipelineError(f"reading the event log {options.events_dir}: {exc}") from exc
     return replace(dataset, ratings=folded.ratings), folded.record
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from models.features.event_log import compact, read_events, write_part
 from movierec.events import Event
 
@@ -64,3 +66,24 @@ def test_a_tombstone_deletes_a_users_entries_up_to_it_for_every_reader(tmp_path:
     assert compacted is not None and list(tmp_path.glob("*.parquet")) == [compacted]
     assert read_events(tmp_path)["entry_id"].tolist() == ["5-0", "9-0"]
     assert tombstones(tmp_path) == {7: (2, 0)}  # kept after compaction
+
+
+def test_a_part_merged_away_while_reading_is_read_from_the_compacted_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.features.event_log as event_log
+
+    write_part(tmp_path, _entries(1, 2))
+    write_part(tmp_path, _entries(3, 2))
+    real = event_log.pq.read_table
+    calls = {"n": 0}
+
+    def compacting_meanwhile(path: Path, **kw: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:  # a concurrent compaction merges the parts under the reader
+            compact(tmp_path)
+            raise FileNotFoundError(path)
+        return real(path, **kw)
+
+    monkeypatch.setattr(event_log.pq, "read_table", compacting_meanwhile)
+    assert read_events(tmp_path)["entry_id"].tolist() == ["1-0", "2-0", "3-0", "4-0"]

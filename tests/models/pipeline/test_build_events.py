@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from models.data import MovieLens
 from models.features.event_log import write_part, write_tombstone
 from models.pipeline.build import BuildOptions, prepare, steps_for
-from models.pipeline.runner import run_steps
+from models.pipeline.runner import PipelineError, run_steps
 from movierec.events import Event
 from movierec.manifest import Manifest
 
@@ -90,3 +91,16 @@ def test_a_full_build_learns_the_posted_ratings_and_an_eval_build_never_does(
     forgotten, train, statuses = _run(options("full", "full"), small_movielens)
     assert statuses == ["built", "built"] and forgotten.data_hash == empty.data_hash
     assert len(train) == len(ratings)
+
+
+def test_an_unreadable_event_log_stops_the_build_naming_it(
+    tmp_path: Path, small_movielens: MovieLens
+) -> None:
+    events_dir = tmp_path / "events"
+    events_dir.mkdir()
+    (events_dir / "part-1-0_2-0.parquet").write_bytes(b"not parquet")
+    options = BuildOptions("ml-100k", "full", tmp_path / "artifacts", events_dir=events_dir)
+    with pytest.raises(PipelineError, match="reading the event log .*events"):
+        prepare(options, small_movielens)
+    # an eval build never opens it
+    prepare(BuildOptions("ml-100k", "eval", tmp_path / "a", events_dir=events_dir), small_movielens)
