@@ -100,7 +100,7 @@ def test_an_unreadable_event_log_stops_the_build_naming_it(
     events_dir.mkdir()
     (events_dir / "part-1-0_2-0.parquet").write_bytes(b"not parquet")
     options = BuildOptions("ml-100k", "full", tmp_path / "artifacts", events_dir=events_dir)
-    with pytest.raises(PipelineError, match="reading the event log .*events"):
+    with pytest.raises(PipelineError, match=r"reading the event log .*events"):
         prepare(options, small_movielens)
     # an eval build never opens it
     prepare(BuildOptions("ml-100k", "eval", tmp_path / "a", events_dir=events_dir), small_movielens)
