@@ -6,8 +6,9 @@ step trains on, so the loop closes offline too. Every model reads that table as 
 movie, with a rating": retrieval, item-to-item and the ranker's labels take each row as an
 interaction; the Feast features take the rating (a like at 4 or more, count, mean) and every
 row as seen. Each event type becomes such a row, stamped with the event's own time (the
-client's `timestamp`), per (user, movie), by what the event means (README "Real-time
-feedback"):
+client's `timestamp`; a client clock ahead of the server's is capped at the time the event
+was received, so no feature snapshot is stamped in the future), per (user, movie), by what
+the event means (README "Real-time feedback"):
 
 * `dismiss`: negative, for good: a row at `dismiss_rating` (1.0, never a like), whatever
   else the user did to the movie, before or after (online, a dismissed movie is never shown
@@ -80,14 +81,18 @@ def decisive_events(events: pd.DataFrame, movie_ids: Any = None) -> pd.DataFrame
         movie_ids: The catalog; events of other movies are dropped (None: keep all).
 
     Returns:
-        Columns user_id, movie_id, type, value, timestamp (epoch seconds), priority.
+        Columns user_id, movie_id, type, value, timestamp (epoch seconds: the event's time,
+        at most the time received), priority.
     """
     frame = events[events["type"].isin(list(PRIORITY))]
     if movie_ids is not None:
         frame = frame[frame["movie_id"].isin(list(movie_ids))]
+    stamps = epoch_seconds(frame["event_timestamp"])
+    if "received" in frame:  # an event did not happen after it was received (clock skew)
+        stamps = np.minimum(stamps, epoch_seconds(frame["received"]))
     frame = frame.assign(
         priority=frame["type"].map(PRIORITY).astype(np.int64),
-        timestamp=epoch_seconds(frame["event_timestamp"]),
+        timestamp=stamps,
         position=np.arange(len(frame)),
     )
     ordered = frame.sort_values(["user_id", "movie_id", "priority", "position"], kind="stable")

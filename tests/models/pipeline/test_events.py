@@ -91,6 +91,13 @@ def test_event_time_becomes_the_rows_timestamp_in_whole_seconds() -> None:
     assert row["rating"] == np.float32(4.0)
 
 
+def test_a_client_clock_ahead_of_the_server_is_capped_at_the_time_received() -> None:
+    events = _events([(7, 30, "rating", 4.0, T0 + 3600), (7, 31, "rating", 4.0, T0 - 60)])
+    events["received"] = pd.to_datetime([T0, T0], unit="s", utc=True)
+    folded = fold_events(DATASET, events)
+    assert folded["timestamp"].tolist()[-2:] == [T0, T0 - 60]
+
+
 def test_the_digest_follows_the_events() -> None:
     one = _events([(1, 10, "rating", 4.0, T0)])
     two = _events([(1, 10, "rating", 4.0, T0), (1, 11, "watch", None, T0)])
