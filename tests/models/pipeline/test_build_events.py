@@ -104,3 +104,36 @@ def test_an_unreadable_event_log_stops_the_build_naming_it(
         prepare(options, small_movielens)
     # an eval build never opens it
     prepare(BuildOptions("ml-100k", "eval", tmp_path / "a", events_dir=events_dir), small_movielens)
+
+
+@pytest.mark.slow
+def test_every_step_of_a_full_build_learns_from_the_posted_ratings(
+    tmp_path: Path, small_movielens: MovieLens
+) -> None:
+    from models.pipeline.build import build
+
+    events_dir = tmp_path / "events"
+    ratings = small_movielens.ratings
+    user_id = int(ratings["user_id"].iloc[0])
+    rated = set(ratings.loc[ratings["user_id"] == user_id, "movie_id"])
+    posted = [int(m) for m in sorted(set(small_movielens.movies["movie_id"]) - rated)[:3]]
+    write_part(events_dir, _posted(user_id, posted))
+    options = BuildOptions(
+        "ml-100k",
+        "full",
+        tmp_path / "artifacts",
+        retrieval={"epochs": 1},
+        ranking={"epochs": 1},
+        events_dir=events_dir,
+    )
+    manifest = build(options, small_movielens)
+    root = tmp_path / "artifacts" / "ml-100k" / "full"
+    assert manifest.events["events"] == 3
+    history = pd.read_parquet(root / "itemcf" / "history.parquet")  # item-to-item
+    assert set(posted) <= set(history.loc[history["user_id"] == user_id, "movie_id"])
+    features = pd.read_parquet(root / "features" / "user_history.parquet")  # Feast offline
+    latest = features[features["user_id"] == user_id].sort_values("event_timestamp").iloc[-1]
+    assert set(posted) <= set(latest["seen_movie_ids"]) and set(posted) <= set(
+        latest["liked_movie_ids"]
+    )
+    assert latest["event_timestamp"] > pd.Timestamp(NOW - 60, unit="s", tz="UTC")
