@@ -110,6 +110,14 @@ class ServeConfig:
             app.setdefault("runtime_env", {}).setdefault("env_vars", {}).update(env_vars)
         return ServeConfig(raw, self.path)
 
+    def with_user_config(self, name: str, **updates: Any) -> ServeConfig:
+        """A copy with fields of one listed deployment's `user_config` replaced."""
+        raw = copy.deepcopy(self.raw)
+        for entry in raw["applications"][0].get("deployments") or []:
+            if entry.get("name") == name:
+                entry["user_config"] = {**(entry.get("user_config") or {}), **updates}
+        return ServeConfig(raw, self.path)
+
 
 @contextlib.contextmanager
 def serve_mode_env(extra: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
@@ -230,7 +238,8 @@ def serve_in_process(
     """Runs the app on a private Ray instance started by this process.
 
     Ray's processes get `serve_mode_env(env)`, and the loopback guard when it can be applied
-    (`movierec.netguard`).
+    (`movierec.netguard`). The Events deployment exports its log to a private temporary
+    directory, so a benchmark's events never enter a full build's training data.
 
     Args:
         config: What to deploy; its HTTP port is replaced by `port`.
@@ -250,8 +259,14 @@ def serve_in_process(
     from movierec.netguard import guarding_this_process
 
     port = port or free_port()
-    deployed = config.with_overrides(port=port)
-    with serve_mode_env(env), guarding_this_process():
+    # The benchmark's events never reach a build: the offline copy of its event log goes to
+    # a private directory (removed after), not the tree's `<run_dir>/events/<namespace>`.
+    bench_events = Path(tempfile.mkdtemp(prefix="mr-bench-events-"))
+    deployed = config.with_overrides(port=port).with_user_config(
+        "Events", offline_dir=str(bench_events)
+    )
+    with contextlib.ExitStack() as cleanup, serve_mode_env(env), guarding_this_process():
+        cleanup.callback(shutil.rmtree, bench_events, ignore_errors=True)
         ray.init(
             address="local",
             num_cpus=num_cpus or os.cpu_count() or 2,

@@ -41,8 +41,16 @@ from deployments.features import online_features
 from deployments.observability.backends import RayServeBackend
 from deployments.observability.feedback import LagMetrics
 from deployments.redis_resource import RedisResource, fail_fast
-from models.features.events import EventWeights
-from movierec.events import Event, EventKeys, ForgetResult, IngestResult, RateLimitedError
+from models.features.event_log import compact, write_tombstone
+from models.features.events import EventWeights, parse_seq
+from movierec.events import (
+    Event,
+    EventKeys,
+    ForgetResult,
+    IngestResult,
+    RateLimitedError,
+    offline_events_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +201,7 @@ class Events:
         self._exporter = EventExporter(
             self._keys,
             self._log,
-            context.run_dir / "events" / context.layout.namespace,
+            offline_events_dir(context.run_dir, context.layout.namespace),
             self._settings,
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -265,13 +273,36 @@ class Events:
 
     async def forget(self, user_id: int) -> ForgetResult:
         """Removes the user's events and event-driven online features (`DELETE
-        /users/{user_id}/events`).
+        /users/{user_id}/events`), and their events from the offline part files.
 
         Raises:
             StageUnavailableError: Redis (or the online store) cannot be reached.
         """
         entries, movies = await self._applier.forget(int(user_id))
+        await self._forget_offline(int(user_id))
         return ForgetResult(entries, movies)
+
+    async def _forget_offline(self, user_id: int) -> None:
+        """The offline half of a deletion: a tombstone covering every entry logged so far
+        (the log's last id, or Redis's clock if later), which every reader of the part files
+        honours (a full build's fold-in too), then a compaction that drops the user's events
+        from the files. A compaction that fails (another replica compacting at the same
+        time) is only logged: the tombstone already hides the events."""
+        directory = self._exporter.directory
+        try:
+            async with self._log.use() as client:
+                seconds, micros = await client.time()
+                until = (int(seconds) * 1000 + int(micros) // 1000, 0)
+                with contextlib.suppress(redis.exceptions.ResponseError):  # no log yet
+                    info = await client.xinfo_stream(self._keys.stream)
+                    until = max(until, parse_seq(info["last-generated-id"]))
+        except Exception as exc:
+            raise EventLogUnavailableError(f"event log unavailable: {exc}") from None
+        await asyncio.to_thread(write_tombstone, directory, user_id, f"{until[0]}-{until[1]}")
+        try:
+            await asyncio.to_thread(compact, directory)
+        except (OSError, ValueError) as exc:
+            logger.warning("compacting %s after deleting user %s: %s", directory, user_id, exc)
 
     async def _wait_fsynced(self, client: redis.asyncio.Redis) -> None:
         timeout_ms = max(1, int(self._settings.fsync_timeout_s * 1000))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 
 EventType = Literal["rating", "watch", "click", "impression", "dismiss"]
@@ -182,3 +183,10 @@ class EventKeys:
     def users(self) -> str:
         """Set: the users with event state (for deletion and compaction)."""
         return f"{self.prefix}users"
+
+
+def offline_events_dir(run_dir: Path, namespace: str) -> Path:
+    """Where a tree's events are copied as parquet part files unless `offline_dir` says
+    otherwise: `<run_dir>/events/<namespace>` (the Events deployment writes there, the full
+    build of the tree reads it)."""
+    return Path(run_dir) / "events" / namespace

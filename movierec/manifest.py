@@ -58,6 +58,9 @@ class Manifest:
     data_hash: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     steps: dict[str, StepRecord] = field(default_factory=dict)
+    events: dict[str, Any] = field(default_factory=dict)
+    """What a full build folded in from the event log (directory, digest, counts); empty
+    for eval builds and builds without an event log."""
 
     def to_json(self) -> str:
         """Serializes the manifest, keys sorted for stable diffs."""

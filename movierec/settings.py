@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Field(
         default=PROJECT_ROOT / "artifacts", description="Models, embeddings, features, manifest."
     )
+    events_dir: Path | None = Field(
+        default=None,
+        description="The event log's part files a full build folds in (the Events "
+        "deployment's `offline_dir`); unset: <run_dir>/events/<variant>_full.",
+    )
     storage_uri: str = Field(
         default="",
         description="Where builds are published and served from: empty for the local "

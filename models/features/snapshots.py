@@ -171,21 +171,24 @@ class FeatureTables:
 def snapshot_times(timestamps: Iterable[int] | np.ndarray, config: SnapshotConfig) -> np.ndarray:
     """Returns the snapshot times (int64 seconds, ascending) for ratings at `timestamps`.
 
-    Every multiple of the cadence in (min, max] and finally max + 1, so that the last snapshot
-    covers every rating and the first one has at least one rating before it.
+    The end of every cadence period in (min, max] that holds a rating, and finally max + 1,
+    so that the last snapshot covers every rating and the first one has at least one rating
+    before it. Periods without a rating get no snapshot (nothing changed in them): a full
+    build's feedback events, decades after MovieLens's ratings, add a few snapshots rather
+    than coarsening the whole range. More than `max_snapshots` coarsens the cadence.
     """
     ts = np.asarray(timestamps, dtype=np.int64)
     if ts.size == 0:
         raise ValueError("cannot take snapshots of an empty ratings table")
-    lo, hi = int(ts.min()), int(ts.max())
+    hi = int(ts.max())
     step = int(config.cadence.total_seconds())
-    span = hi - lo
-    if span > step * (config.max_snapshots - 1):
-        days = math.ceil(span / (config.max_snapshots - 1) / 86400)
-        step = max(step, days * 86400)
-    first = (lo // step + 1) * step
-    regular = np.arange(first, hi + 1, step, dtype=np.int64)
-    return np.append(regular, np.int64(hi + 1))
+    while True:
+        ends = (np.unique(ts // step) + 1) * step
+        regular = ends[ends <= hi]
+        if len(regular) <= config.max_snapshots - 1:
+            return np.append(regular, np.int64(hi + 1))
+        days = math.ceil(step * len(regular) / (config.max_snapshots - 1) / 86400)
+        step = max(step + 86400, days * 86400)
 
 
 def build_feature_tables(

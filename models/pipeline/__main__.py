@@ -15,7 +15,8 @@ from models.pipeline.build import BuildOptions, build, steps_for
 from models.pipeline.load import load_all
 from models.pipeline.publish import publish_build
 from models.pipeline.runner import PipelineError
-from movierec.layout import MODES, ArtifactLayout
+from movierec.events import offline_events_dir
+from movierec.layout import MODES, ArtifactLayout, Mode
 from movierec.redis_url import RedisServerError
 from movierec.settings import get_settings
 from movierec.storage import ObjectStore, StorageError
@@ -33,15 +34,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-load", action="store_true", help="build files only; do not load them into Redis"
     )
+    parser.add_argument(
+        "--events-dir",
+        type=Path,
+        default=settings.events_dir,
+        help="full mode: the event log's part files to fold in (default "
+        "MOVIEREC_EVENTS_DIR, else <run_dir>/events/<variant>_full); eval mode ignores it",
+    )
+    parser.add_argument("--no-events", action="store_true", help="full mode: fold in no events")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    mode: Mode = "full" if args.full else args.mode
+    layout = ArtifactLayout.of(Path(args.artifacts_dir), args.variant, mode)
+    events_dir = None
+    if mode == "full" and not args.no_events:
+        events_dir = args.events_dir or offline_events_dir(settings.run_dir, layout.namespace)
     options = BuildOptions(
         variant=args.variant,
-        mode="full" if args.full else args.mode,
+        mode=mode,
         artifacts_dir=Path(args.artifacts_dir),
         force=args.force,
+        events_dir=events_dir,
     )
-    layout = ArtifactLayout.of(options.artifacts_dir, options.variant, options.mode)
     total = len(steps_for(layout, options))
     started = time.perf_counter()
     with tqdm(total=total, desc=f"artifacts {layout.variant}/{layout.mode}", unit="step") as bar:
@@ -58,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     for name, record in manifest.steps.items():
         print(f"  {name:<12} {record.seconds:8.1f} s  {record.metrics}")
+    if manifest.events:
+        folded = manifest.events
+        print(
+            f"  events: {folded['events']} from {folded['dir']} ({folded['by_type']}); "
+            f"training rows {folded['rows_before']} -> {folded['rows_after']}"
+        )
     try:
         if settings.storage_uri:
             store = ObjectStore(settings.storage_uri, settings.s3_endpoint_url)

@@ -3,7 +3,8 @@
 Steps run in order; a step whose inputs, configuration and code are unchanged is skipped
 (see `runner.py`). In `eval` mode every model and feature is built from the training split
 of the stratified 75/25 seed-42 split, so nothing leaks from the test split; `full` mode
-builds production artifacts from all ratings.
+builds production artifacts from all ratings, with the logged feedback events folded in
+(`events.py`; eval builds never read the event log).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from models.data import MovieLens, load_dataset, stratified_split
 from models.pipeline.catalog import dataset_fingerprint, popularity
-from models.pipeline.runner import Step, StepContext, StepOutput, run_steps
+from models.pipeline.events import FoldConfig, fold_event_log
+from models.pipeline.runner import PipelineError, Step, StepContext, StepOutput, run_steps
 from movierec.layout import ArtifactLayout, Mode
 from movierec.manifest import Manifest, package_versions
 
@@ -37,6 +40,9 @@ class BuildOptions:
         retrieval: Overrides of `RetrievalConfig` fields (e.g. {"epochs": 1} for tests).
         ranking: Overrides of `RankerConfig` fields (e.g. {"epochs": 1} for tests).
         itemcf: Overrides of `ItemCFConfig` fields.
+        events_dir: The event log's part files, folded into the ratings of a full build
+            (None: no events). Eval builds ignore it.
+        fold: Overrides of `FoldConfig` fields (the ratings of implicit events).
     """
 
     variant: str
@@ -46,6 +52,25 @@ class BuildOptions:
     retrieval: dict[str, object] = field(default_factory=dict)
     ranking: dict[str, object] = field(default_factory=dict)
     itemcf: dict[str, object] = field(default_factory=dict)
+    events_dir: Path | None = None
+    fold: dict[str, float] = field(default_factory=dict)
+
+
+def with_events(options: BuildOptions, dataset: MovieLens) -> tuple[MovieLens, dict[str, Any]]:
+    """The dataset a build learns from: a full build's ratings with the event log folded in
+    (and what was folded, for the manifest); an eval build's dataset as it is."""
+    if options.mode != "full" or options.events_dir is None:
+        return dataset, {}
+    try:
+        folded = fold_event_log(
+            dataset.ratings,
+            options.events_dir,
+            FoldConfig(**options.fold),
+            movie_ids=dataset.movies["movie_id"],
+        )
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # pyarrow's errors are among them
+        raise PipelineError(f"reading the event log {options.events_dir}: {exc}") from exc
+    return replace(dataset, ratings=folded.ratings), folded.record
 
 
 def _splits_step(layout: ArtifactLayout) -> Step:
@@ -234,6 +259,39 @@ def steps_for(layout: ArtifactLayout, options: BuildOptions) -> list[Step]:
     ]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A build about to run: the data it learns from, its tree and its new manifest."""
+
+    dataset: MovieLens
+    layout: ArtifactLayout
+    manifest: Manifest
+
+    def state(self) -> dict[str, Any]:
+        """The steps' initial shared state."""
+        return {"dataset": self.dataset, "layout": self.layout}
+
+
+def prepare(options: BuildOptions, dataset: MovieLens | None = None) -> Prepared:
+    """Loads the data (a full build: with the event log folded in) and fingerprints it."""
+    dataset, events = with_events(options, dataset or load_dataset(options.variant))
+    layout = ArtifactLayout.of(options.artifacts_dir, options.variant, options.mode)
+    tables = {
+        "ratings": dataset.ratings,
+        "movies": dataset.movies,
+        "users": dataset.users,
+        "tags": dataset.tags,
+    }
+    manifest = Manifest(
+        variant=options.variant,
+        mode=options.mode,
+        data_hash=dataset_fingerprint(tables),
+        versions=package_versions(),
+        events=events,
+    )
+    return Prepared(dataset, layout, manifest)
+
+
 def build(
     options: BuildOptions,
     dataset: MovieLens | None = None,
@@ -249,26 +307,13 @@ def build(
     Returns:
         The manifest of the new live tree.
     """
-    dataset = dataset or load_dataset(options.variant)
-    layout = ArtifactLayout.of(options.artifacts_dir, options.variant, options.mode)
-    layout.root.parent.mkdir(parents=True, exist_ok=True)
-    tables = {
-        "ratings": dataset.ratings,
-        "movies": dataset.movies,
-        "users": dataset.users,
-        "tags": dataset.tags,
-    }
-    manifest = Manifest(
-        variant=options.variant,
-        mode=options.mode,
-        data_hash=dataset_fingerprint(tables),
-        versions=package_versions(),
-    )
+    prepared = prepare(options, dataset)
+    prepared.layout.root.parent.mkdir(parents=True, exist_ok=True)
     return run_steps(
-        steps_for(layout, options),
-        layout.root,
-        manifest,
-        state={"dataset": dataset, "layout": layout},
+        steps_for(prepared.layout, options),
+        prepared.layout.root,
+        prepared.manifest,
+        state=prepared.state(),
         force=options.force,
         on_step=on_step,
     )

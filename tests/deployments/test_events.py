@@ -201,16 +201,18 @@ def test_forgetting_a_user_removes_their_events_and_event_driven_features(
     assert not log.exists(keys.state(known), keys.base(known), keys.state(new_user))
 
 
-def test_the_log_is_copied_to_parquet_part_files_once(
+def test_the_log_is_copied_to_parquet_part_files_once_and_a_deletion_drops_it(
     stage: TinyStage, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from models.features.event_log import compact, read_events
+    import pandas as pd
+
+    from models.features.event_log import entry_position, read_events, tombstones
 
     directory = tmp_path_factory.mktemp("offline")
     user_id = 900_003
     movie = int(stage.artifacts.train["movie_id"].iloc[1])
 
-    async def scenario() -> None:
+    async def scenario() -> tuple[pd.DataFrame, pd.DataFrame]:
         events = Events.func_or_class(stage.context)
         await events.reconfigure({"offline_dir": str(directory)})
         await events.ingest(
@@ -226,11 +228,15 @@ def test_the_log_is_copied_to_parquet_part_files_once(
 
         await _until(exported)
         await events.reconfigure({"apply": False})
+        before = read_events(directory)
+        await events.forget(user_id)  # DELETE /users/{id}/events: the part files too
+        return before, read_events(directory)
 
-    asyncio.run(scenario())
-    frame = read_events(directory)
-    mine = frame[frame["user_id"] == user_id]
+    before, after = asyncio.run(scenario())
+    mine = before[before["user_id"] == user_id]
     assert mine["type"].tolist() == ["rating", "watch"] and mine["value"].iloc[0] == 3.5
-    assert frame["entry_id"].is_unique  # every logged event once (earlier tests' too)
-    compact(directory, drop_users=[user_id])
-    assert not (read_events(directory)["user_id"] == user_id).any()
+    assert before["entry_id"].is_unique  # every logged event once (earlier tests' too)
+    assert after["entry_id"].tolist() == before[before["user_id"] != user_id]["entry_id"].tolist()
+    raw = pd.concat([pd.read_parquet(f) for f in directory.glob("*.parquet")])
+    assert not (raw["user_id"] == user_id).any()  # compacted away, not only hidden
+    assert tombstones(directory)[user_id] >= entry_position(mine["entry_id"].iloc[-1])

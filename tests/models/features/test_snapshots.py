@@ -156,11 +156,18 @@ def test_snapshot_times_rules():
     assert all(s % (7 * DAY) == 0 for s in snaps[:-1])
     assert np.all(np.diff(snaps) > 0)
     # a long range is coarsened to whole days and bounded by max_snapshots
-    long_ts = np.array([B - 20 * 365 * DAY, B])
+    long_ts = np.arange(B - 20 * 365 * DAY, B, DAY)  # a rating every day for 20 years
     coarse = snapshot_times(long_ts, SnapshotConfig(max_snapshots=50))
-    assert len(coarse) <= 50
+    assert 40 <= len(coarse) <= 50
     steps = np.diff(coarse[:-1])
     assert len(set(steps.tolist())) == 1 and steps[0] % DAY == 0
+    # periods without a rating get no snapshot: a burst 20 years later adds one, and the
+    # dense period keeps its weekly cadence
+    weekly = np.arange(B, B + 20 * 7 * DAY, DAY)
+    late = np.append(weekly, [B + 20 * 365 * DAY])
+    snaps = snapshot_times(late, config)
+    assert np.array_equal(snaps[:-2], snapshot_times(weekly, config)[:-1])
+    assert len(snaps) == len(snapshot_times(weekly, config)) + 1
     with pytest.raises(ValueError):
         snapshot_times(np.array([], dtype=np.int64), config)
 
