@@ -98,7 +98,7 @@ class EventsOptions:
     concurrency: tuple[int, ...] = (1, 4, 16)
     batches: tuple[int, ...] = (1, 50)
     warmup_s: float = 3.0
-    duration_s: float = 15.0
+    duration_s: float = 20.0
     get_concurrency: int = 1
     users: int = 64
     k: int = 10
@@ -411,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=_levels_arg, default=(1, 4, 16))
     parser.add_argument("--batches", type=_levels_arg, default=(1, 50), help="events/request")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds not recorded")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds recorded")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds recorded")
     parser.add_argument("--get-concurrency", type=int, default=1)
     parser.add_argument("--users", type=int, default=64, help="synthetic users")
     parser.add_argument("--k", type=int, default=10)
