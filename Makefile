@@ -21,6 +21,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Extra arguments, e.g. BENCH_ARGS="--url http://127.0.0.1:8000 --duration 30".
 BENCH_ARGS ?=
 EVAL_SERVED_ARGS ?=
+BENCH_EVENTS_ARGS ?=
 # ScaNN lives in its own venv: next to TensorFlow 2.21 it breaks `import tensorflow_recommenders`
 # (see benchmarks/scalebench/scann_worker.py). Only the scale benchmark uses it.
 SCANN_VENV ?= .venv-scann
@@ -31,7 +32,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RAY_DASHBOARD_HOST := 127.0.0.1
 
-.PHONY: help install data artifacts eval tune eval-served bench bench-scale scann-venv run serve \
+.PHONY: help install data artifacts eval tune eval-served bench bench-events bench-scale scann-venv run serve \
         stop redis-start redis-stop s3-start s3-env s3-stop test test-unit lint format monitor \
         prometheus nftables clean
 
@@ -73,6 +74,11 @@ bench: $(STAMP) nftables ## Load benchmark: Serve app vs single-process monolith
 	$(BIN)/python -m movierec.redis_server start
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
 	$(BIN)/python -m benchmarks.load --variant $(DATASET) --mode $(MODE) --readme README.md $(BENCH_ARGS)
+
+bench-events: $(STAMP) nftables ## Event ingestion (POST /events) at concurrency 1/4/16, 1 and 50 events/request, GET latency meanwhile -> benchmarks/results/events.json + .png, README table.
+	$(BIN)/python -m movierec.redis_server start
+	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
+	$(BIN)/python -m benchmarks.events --variant $(DATASET) --mode $(MODE) --readme README.md $(BENCH_EVENTS_ARGS)
 
 eval-served: $(STAMP) ## Offline protocol replayed through the HTTP API (eval artifacts), rules on/off -> benchmarks/results/served_quality.json.
 	$(BIN)/python -m movierec.redis_server start

@@ -1,7 +1,8 @@
 """The README's generated performance tables match the committed results (pure: no services).
 
 Regenerate them with `python -m benchmarks.load --render-only` and
-`python -m benchmarks.served_quality --render-only` after a new run.
+`python -m benchmarks.served_quality --render-only` (and `python -m benchmarks.events
+--render-only`) after a new run.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import load_render, served_quality
+from benchmarks import events, events_report, load_render, served_quality
 from benchmarks.common import readme_block
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,3 +27,9 @@ def test_served_quality_table_matches_its_json() -> None:
     report = json.loads((RESULTS / served_quality.SERVED_QUALITY_JSON).read_text())
     block = readme_block(ROOT / "README.md", served_quality.README_BEGIN, served_quality.README_END)
     assert block == served_quality.markdown_table(report).rstrip()
+
+
+def test_event_ingestion_table_matches_its_json() -> None:
+    report = json.loads((RESULTS / events.EVENTS_JSON).read_text())
+    block = readme_block(ROOT / "README.md", events.README_BEGIN, events.README_END)
+    assert block == events_report.markdown_table(report).rstrip()

@@ -8,14 +8,12 @@ quality threshold is asserted (those belong to `make bench` / `make eval-served`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from movierec.redis_server import embedded_redis
-from tests.deployments._artifacts import TinyArtifacts, build_tiny_artifacts
+from tests.benchmarks.conftest import app_args
+from tests.deployments._artifacts import TinyArtifacts
 
 pytestmark = pytest.mark.integration
 
@@ -48,23 +46,6 @@ LEVEL_KEYS = {
 PERCENTILE_KEYS = {"n", "mean_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms"}
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, TinyArtifacts]]:
-    run_dir = tmp_path_factory.mktemp("bench-run")
-    with embedded_redis(run_dir) as redis_url:
-        artifacts = build_tiny_artifacts(tmp_path_factory.mktemp("bench") / "artifacts", redis_url)
-        yield run_dir, artifacts
-
-
-def _app_args(run_dir: Path, artifacts: TinyArtifacts) -> dict[str, Any]:
-    return {
-        "artifacts_dir": str(artifacts.artifacts_dir),
-        "variant": artifacts.layout.variant,
-        "mode": artifacts.layout.mode,
-        "run_dir": str(run_dir),
-    }
-
-
 def test_load_benchmark_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_path: Path) -> None:
     from benchmarks.capacity import SearchSettings
     from benchmarks.load import CapacityOptions, LoadOptions, run, write
@@ -80,7 +61,7 @@ def test_load_benchmark_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_p
         floor_requests=20,
         prime_s=1.0,
         out_dir=tmp_path,
-        app_args=_app_args(run_dir, artifacts),
+        app_args=app_args(run_dir, artifacts),
         monolith_workers=2,
         idle_s=1.0,
         capacity=CapacityOptions(
@@ -156,7 +137,7 @@ def test_served_quality_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_p
     from benchmarks.stack import ServeConfig
 
     run_dir, artifacts = tiny
-    config = ServeConfig.load().with_overrides(args=_app_args(run_dir, artifacts))
+    config = ServeConfig.load().with_overrides(args=app_args(run_dir, artifacts))
     report = run(config, None, 10, 4, with_offline=False)
     data = json.loads(write_json(tmp_path / "served_quality.json", report).read_text())
     assert set(data["served"]) == {"rules_on", "rules_off"}
