@@ -19,9 +19,9 @@ nothing pending), so a level never starts on the previous one's backlog.
 What is posted never enters a build: the events are for synthetic users (ids from
 `USER_ID_MIN`, above every MovieLens user id; `users` of them), with unique `event_id`s, of
 every type (ratings of random values), for random catalog movies; the Events replicas write
-their offline part files into a temporary directory (`offline_dir` overridden, deleted after
-the run), not `<run_dir>/events/<namespace>`; and at the end `DELETE /users/{id}/events`
-removes every synthetic user's log entries, event state and online rows (the answers' totals
+their offline part files into a temporary directory (`serve_in_process` overrides
+`offline_dir`; deleted after the run), not `<run_dir>/events/<namespace>`; and at the end
+`DELETE /users/{id}/events` removes every synthetic user's log entries, event state and online rows (the answers' totals
 are in the JSON). Writes `events.json` and `events.png` to `--out-dir`.
 """
 
@@ -256,15 +256,6 @@ def forget_users(url: str, user_ids: Sequence[int]) -> dict[str, int]:
     return totals
 
 
-def with_offline_dir(config: ServeConfig, directory: Path) -> ServeConfig:
-    """The config with the Events replicas' offline part files going to `directory`."""
-    raw = json.loads(json.dumps(config.raw))
-    for entry in raw["applications"][0].get("deployments") or []:
-        if entry.get("name") == "Events":
-            entry.setdefault("user_config", {})["offline_dir"] = str(directory)
-    return ServeConfig(raw, config.path)
-
-
 def uptime() -> str:
     """`uptime`'s line (the machine's load while the benchmark ran)."""
     try:
@@ -293,8 +284,7 @@ def run(options: EventsOptions) -> dict[str, Any]:
         workdir = Path(tmp)
         users_file = workdir / USERS_FILE
         users_file.write_text(json.dumps(users))
-        deployed = with_offline_dir(config, workdir / "offline-events")
-        with serve_in_process(deployed) as url:
+        with serve_in_process(config) as url:  # Events' offline_dir: a private temp dir
             try:
                 idle = summarize_level(
                     run_loadgen(
