@@ -21,8 +21,9 @@ What is posted never enters a build: the events are for synthetic users (ids fro
 every type (ratings of random values), for random catalog movies; the Events replicas write
 their offline part files into a temporary directory (`serve_in_process` overrides
 `offline_dir`; deleted after the run), not `<run_dir>/events/<namespace>`; and at the end
-`DELETE /users/{id}/events` removes every synthetic user's log entries, event state and online rows (the answers' totals
-are in the JSON). Writes `events.json` and `events.png` to `--out-dir`.
+`DELETE /users/{id}/events` removes every synthetic user's log entries, event state and
+online rows (the answers' totals are in the JSON). Writes `events.json` and `events.png`
+to `--out-dir`.
 """
 
 from __future__ import annotations
