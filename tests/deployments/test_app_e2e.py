@@ -32,7 +32,7 @@ from tests.deployments._serve import (
 
 pytestmark = pytest.mark.integration
 
-STAGES = ("controller", "retrieval", "features", "content", "ranking")
+STAGES = ("controller", "retrieval", "features", "content", "ranking", "events")
 USERS = list(range(1, 41))
 UNKNOWN_USER = 99_999
 
