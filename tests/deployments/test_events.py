@@ -12,7 +12,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from deployments.events import EventLogUnavailableError, Events
+from deployments.events import RATE, EventLogUnavailableError, Events
 from deployments.features import Features
 from movierec.events import Event, EventKeys, RateLimitedError
 from movierec.payloads import UserProfile
@@ -120,15 +120,20 @@ def test_a_client_over_its_rate_is_refused_until_its_second_ends(stage: TinyStag
     async def scenario() -> tuple[int, int]:
         events = Events.func_or_class(stage.context)
         await events.reconfigure({"apply": False, "rate_limit_per_s": 3})
-        batch = [_event(1, 1, "impression")] * 2
-        await events.ingest(batch, "client-a")
         with pytest.raises(RateLimitedError) as refused:
-            await events.ingest(batch, "client-a")
-        other = await events.ingest(batch, "client-b")  # per client
+            await events.ingest([_event(1, 1, "impression")] * 4, "client-a")
+        other = await events.ingest([_event(1, 1, "impression")] * 2, "client-b")  # per client
         return refused.value.retry_after_s, other.accepted
 
     retry_after, other = asyncio.run(scenario())
     assert retry_after == 1 and other == 2
+    # Requests add up within the client's second: two in one Redis transaction (two posts
+    # through `ingest` would each wait up to a second for the AOF fsync, past the window).
+    pipe = redis.Redis.from_url(stage.redis_url).pipeline(transaction=True)
+    pipe.eval(RATE, 1, "test:rate:client-c", 2, 3)
+    pipe.eval(RATE, 1, "test:rate:client-c", 2, 3)
+    allowed, wait_ms = pipe.execute()
+    assert allowed == -1 and 0 < wait_ms <= 1000
 
 
 def test_an_unreachable_redis_refuses_the_events(stage: TinyStage) -> None:
