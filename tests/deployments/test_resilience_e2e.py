@@ -540,7 +540,10 @@ def test_each_rung_of_the_fallback_ladder(
             assert (stage, "error") in fallbacks, fallbacks
             got = {s for item in body["items"] for s in item["sources"]}
             if sources is not None:
-                assert got <= sources and "popular" in got, got
+                assert got <= sources, got
+                # popular fills in when no personal source is left (with content down,
+                # retrieval and itemcf fill the top 10; popular is merged, ranked below)
+                assert stage == "content" or "popular" in got, got
             if stage == "ranking":  # in merged-score order
                 assert not set(ids) & seen[user]  # the rules still apply
             if stage == "features":  # Redis-less rung: the popular list from memory
