@@ -56,6 +56,8 @@ class Manifest:
     variant: str
     mode: str
     data_hash: str = ""
+    table_hashes: dict[str, str] = field(default_factory=dict)
+    """Each input table's own hash, for steps that read only some tables (`Step.data`)."""
     versions: dict[str, str] = field(default_factory=dict)
     steps: dict[str, StepRecord] = field(default_factory=dict)
     events: dict[str, Any] = field(default_factory=dict)

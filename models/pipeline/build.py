@@ -184,8 +184,15 @@ def _content_step() -> Step:
             {"movies": len(frame), "encode_seconds": round(frame.attrs["encode_seconds"], 1)},
         )
 
-    # Content embeddings see the catalog only (never ratings), so they depend on no split.
-    return Step("content", run, {"model": "all-MiniLM-L6-v2"}, code=("models/content",))
+    # Content embeddings see the catalog only (never ratings): no split, and new ratings or
+    # events do not re-embed the catalog.
+    return Step(
+        "content",
+        run,
+        {"model": "all-MiniLM-L6-v2"},
+        code=("models/content",),
+        data=("movies", "tags"),
+    )
 
 
 def _features_step() -> Step:
@@ -286,6 +293,7 @@ def prepare(options: BuildOptions, dataset: MovieLens | None = None) -> Prepared
         variant=options.variant,
         mode=options.mode,
         data_hash=dataset_fingerprint(tables),
+        table_hashes={name: dataset_fingerprint({name: frame}) for name, frame in tables.items()},
         versions=package_versions(),
         events=events,
     )

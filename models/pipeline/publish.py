@@ -8,7 +8,9 @@ Order, so that nothing half-made ever becomes current:
 3. `BUILD.json` (every file's size and checksum) is written, then `CURRENT` moves to the
    build (`movierec.storage.ObjectStore.commit`).
 
-A failure at any step leaves `CURRENT` on the previous build.
+A failure at any step leaves `CURRENT` on the previous build. A build that `CURRENT` already
+names (a rebuild that changed nothing keeps its tree and id) is not uploaded again; only
+Redis is loaded from it.
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ def publish_build(
         movierec.redis_url.RedisServerError: Redis cannot be reached (CURRENT unchanged).
     """
     build_id = build_id_of(layout)
+    sources = store.build_uri(layout.variant, layout.mode, build_id) + "/features"
     store.check()
+    published = build_id in store.builds(layout.variant, layout.mode)
+    if published and store.current(layout.variant, layout.mode) == build_id:
+        return build_id, load_all(layout, manifest, feature_sources=sources) if load else {}
     store.upload(layout.root, layout.variant, layout.mode, build_id)
     results: dict[str, str] = {}
     if load:
-        sources = store.build_uri(layout.variant, layout.mode, build_id) + "/features"
         results = load_all(layout, manifest, feature_sources=sources)
         registry = f"{layout.features_dir.name}/{REGISTRY_FILE}"
         store.upload(layout.root, layout.variant, layout.mode, build_id, rel=registry)

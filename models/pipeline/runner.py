@@ -14,7 +14,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ class Step:
         depends_on: Earlier steps whose fingerprints feed this one's.
         restore: Re-publishes a skipped step's state for later steps (e.g. loads a table
             the step would have produced); None if later steps need nothing from it.
+        data: The input tables the step reads (keys of `Manifest.table_hashes`); None: all
+            of them (`Manifest.data_hash`).
     """
 
     name: str
@@ -72,13 +74,23 @@ class Step:
     code: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     restore: Callable[[StepContext], None] | None = None
+    data: tuple[str, ...] | None = None
 
 
-def fingerprint(step: Step, data_hash: str, upstream: dict[str, str]) -> str:
+def fingerprint(step: Step, manifest: Manifest, upstream: dict[str, str]) -> str:
     """Hash of everything a step's outputs depend on."""
     code_hash = hash_files([PROJECT_ROOT / p for p in step.code]) if step.code else ""
     ups = {name: upstream[name] for name in step.depends_on}
-    return hash_values(step.name, step.config, data_hash, code_hash, ups)
+    return hash_values(step.name, step.config, _data_hash(step, manifest), code_hash, ups)
+
+
+def _data_hash(step: Step, manifest: Manifest) -> str:
+    if step.data is None:
+        return manifest.data_hash
+    missing = [table for table in step.data if table not in manifest.table_hashes]
+    if missing:
+        raise PipelineError(f"step '{step.name}' reads {missing}, which the manifest lacks")
+    return hash_values({table: manifest.table_hashes[table] for table in step.data})
 
 
 def run_steps(
@@ -100,7 +112,8 @@ def run_steps(
         on_step: Called with (step name, "built" | "skipped") for progress reporting.
 
     Returns:
-        The manifest written into the new artifacts directory.
+        The manifest written into the new artifacts directory; the previous one, with the
+        live tree left as it is, if no step and nothing else in the manifest changed.
 
     Raises:
         PipelineError: A step failed; `target_dir` is untouched.
@@ -111,26 +124,39 @@ def run_steps(
     staging.mkdir(parents=True)
     ctx = StepContext(out_dir=staging, previous_dir=target_dir, state=dict(state or {}))
     prints: dict[str, str] = {}
+    built = False
     try:
         for step in steps:
-            prints[step.name] = fingerprint(step, manifest.data_hash, prints)
+            prints[step.name] = fingerprint(step, manifest, prints)
             record = _reuse(step, prints[step.name], previous, target_dir, staging)
             if record is not None and step.restore is not None:
                 step.restore(ctx)
             if record is None:
                 record = _build(step, prints[step.name], ctx)
                 status = "built"
+                built = True
             else:
                 status = "skipped"
             manifest.steps[step.name] = record
             if on_step:
                 on_step(step.name, status)
+        if previous is not None and not built and _same_build(manifest, previous, steps):
+            # Nothing changed: the live tree (and its build id) stays, so a publish or a
+            # replica sees the same build, not a copy of it under a new id.
+            shutil.rmtree(staging, ignore_errors=True)
+            return previous
         manifest.save(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _swap(staging, target_dir)
     return manifest
+
+
+def _same_build(new: Manifest, previous: Manifest, steps: Sequence[Step]) -> bool:
+    """True if `new` describes exactly the previous build (same steps, data and versions)."""
+    same_steps = sorted(previous.steps) == sorted(step.name for step in steps)
+    return same_steps and {**asdict(new), "steps": {}} == {**asdict(previous), "steps": {}}
 
 
 def _reuse(

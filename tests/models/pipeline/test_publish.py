@@ -65,3 +65,12 @@ def test_build_published_to_s3_serves_features_from_the_store(
     online = OnlineFeatures.open(redis_env, registry, project=fetched.feast_project)
     user = int(entities["user_id"].iloc[0])
     assert online.get_user_history(user)["seen_movie_ids"]
+
+    # A rebuild that changes nothing keeps the tree and its id: nothing is uploaded again.
+    record = store.build_record("ml-100k", "eval", build_id)
+    build(options, small_movielens)
+    assert build_id_of(layout) == build_id
+    again, reloaded = publish_build(layout, manifest, store)
+    assert again == build_id and reloaded["features"] == "unchanged"
+    assert store.builds("ml-100k", "eval") == [build_id]
+    assert store.build_record("ml-100k", "eval", build_id) == record

@@ -98,3 +98,55 @@ def test_force_rebuilds_unchanged_steps(tmp_path: Path) -> None:
     calls: list[str] = []
     run_steps([_writer("a", "x", calls)], live, _manifest(), force=True)
     assert calls == ["a"]
+
+
+def test_nothing_changed_keeps_the_live_tree_and_its_build_id(tmp_path: Path) -> None:
+    live = tmp_path / "eval"
+    run_steps([_writer("a", "x", [])], live, _manifest())
+    first = live.resolve()
+    kept = run_steps([_writer("a", "x", [])], live, _manifest())
+    assert live.resolve() == first
+    assert kept.steps["a"].metrics == {"chars": 1}
+    assert sorted(p.name for p in tmp_path.iterdir() if "build" in p.name) == [first.name]
+
+
+def test_a_changed_manifest_field_makes_a_new_tree_even_with_every_step_reused(
+    tmp_path: Path,
+) -> None:
+    live = tmp_path / "eval"
+    run_steps([_writer("a", "x", [])], live, _manifest())
+    first = live.resolve()
+    calls: list[str] = []
+    newer = Manifest("tiny", "eval", data_hash="d1", versions={"tensorflow": "2.21.0"})
+    run_steps([_writer("a", "x", calls)], live, newer)
+    assert calls == []
+    assert live.resolve() != first
+    saved = Manifest.load(live)
+    assert saved is not None and saved.versions == {"tensorflow": "2.21.0"}
+
+
+def test_a_step_reading_some_tables_ignores_changes_to_the_others(tmp_path: Path) -> None:
+    live = tmp_path / "eval"
+
+    def steps(calls: list[str]) -> list[Step]:
+        a, b = _writer("a", "x", calls), _writer("b", "y", calls)
+        return [Step(name="a", run=a.run, config=a.config, data=("movies",)), b]
+
+    def manifest(movies: str, ratings: str) -> Manifest:
+        hashes = {"movies": movies, "ratings": ratings}
+        return Manifest("tiny", "eval", data_hash=movies + ratings, table_hashes=hashes)
+
+    run_steps(steps([]), live, manifest("m1", "r1"))
+    calls: list[str] = []
+    run_steps(steps(calls), live, manifest("m1", "r2"))
+    assert calls == ["b"]
+    calls.clear()
+    run_steps(steps(calls), live, manifest("m2", "r2"))
+    assert calls == ["a", "b"]
+
+
+def test_a_step_reading_a_table_the_manifest_lacks_fails(tmp_path: Path) -> None:
+    a = _writer("a", "x", [])
+    step = Step(name="a", run=a.run, data=("tags",))
+    with pytest.raises(PipelineError, match=r"step 'a' reads \['tags'\]"):
+        run_steps([step], tmp_path / "eval", _manifest())
