@@ -44,7 +44,8 @@ class Retrieval:
 
     A user the model does not know (not in its users table) who has liked movies in the online
     store (posted as events) is answered from the mean of those movies' embeddings instead of
-    the model's out-of-vocabulary bucket (`models.retrieval.liked`)."""
+    the model's out-of-vocabulary bucket (`models.retrieval.liked`), and the item-to-item
+    source scores every movie they rated or watched (`ItemCFRuntime.from_history`)."""
 
     def __init__(
         self, context: ServingContext, intra_op_threads: int = 1, inter_op_threads: int = 1
@@ -88,7 +89,8 @@ class Retrieval:
         """Both sources of this deployment in one call (`n` and `itemcf_n` clipped to
         `max_n`): the user's top-`n` movies by model score, seen ones included (clipped to
         the exported K), and the top-`itemcf_n` unseen movies of the item-to-item source
-        (empty when the artifacts tree has no such source or the user is unknown to it).
+        (empty when the artifacts tree has no such source). A user the models do not know is
+        answered from their online history (`_unknown_user`).
 
         Both queries run on the replica's event loop: one user's top-K takes about a
         millisecond and the item-to-item row product microseconds, less than handing them to
@@ -100,27 +102,40 @@ class Retrieval:
         await self._faults.apply("candidates")
         runtime = await self._model.get()
         n, itemcf_n = (min(int(v), self._settings.max_n) for v in (n, itemcf_n))
-        related = runtime.related(user_id, itemcf_n)
-        unknown = n > 0 and len(runtime.users) and user_id not in runtime.users
-        if unknown and runtime.liked is not None:
-            liked = await self._liked_movies(user_id)
-            if liked:
-                top = runtime.liked.candidates(liked, min(n, runtime.k))
-                return RetrievalCandidates(top, related)
-        return RetrievalCandidates(runtime.candidates(user_id, n), related)
+        if len(runtime.users) and user_id not in runtime.users and (n > 0 or itemcf_n > 0):
+            return await self._unknown_user(runtime, user_id, n, itemcf_n)
+        return RetrievalCandidates(
+            runtime.candidates(user_id, n), runtime.related(user_id, itemcf_n)
+        )
 
-    async def _liked_movies(self, user_id: int) -> tuple[int, ...]:
-        """A user's liked movies from the online store (posted as events: README "Real-time
-        feedback"); () when the store cannot be read (the model's answer then)."""
+    async def _unknown_user(
+        self, runtime: RetrievalRuntime, user_id: int, n: int, itemcf_n: int
+    ) -> RetrievalCandidates:
+        """Both lists of a user the models do not know, from what they posted as events: the
+        two-tower query from their liked movies, the item-to-item scores from every movie they
+        rated or watched; the model's answer (out-of-vocabulary) without such history."""
+        liked, seen = await self._online_history(user_id)
+        if liked and runtime.liked is not None and n > 0:
+            top = runtime.liked.candidates(liked, min(n, runtime.k))
+        else:
+            top = runtime.candidates(user_id, n)
+        if runtime.itemcf is not None and seen:
+            related = runtime.itemcf.from_history(seen, itemcf_n)
+        else:
+            related = runtime.related(user_id, itemcf_n)
+        return RetrievalCandidates(top, related)
+
+    async def _online_history(self, user_id: int) -> tuple[tuple[int, ...], frozenset[int]]:
+        """A user's (liked, seen) movies from the online store (posted as events: README
+        "Real-time feedback"); both empty when the store cannot be read."""
         try:
             # shielded: a call cancelled at its deadline must not cancel the store's opening
             await asyncio.shield(self._history.get())
             async with self._history.use() as reader:
-                liked, _ = await reader.user_history_async(user_id)
+                return await reader.user_history_async(user_id)
         except Exception as exc:
-            logger.debug("liked movies of an unknown user not read: %s", describe(exc))
-            return ()
-        return liked
+            logger.debug("history of an unknown user not read: %s", describe(exc))
+            return (), frozenset()
 
     async def health(self) -> dict[str, Any]:
         """Stage health (cheap: no model call)."""

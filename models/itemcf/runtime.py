@@ -2,15 +2,16 @@
 
 `ItemCFRuntime.candidates(user_id, n)` answers a user's top-n unseen movies by summed
 similarity to the movies the user rated in the training data (sparse row x matrix product,
-microseconds for ml-100k). Shared by the offline evaluation, the ranker's training
-candidates and the Retrieval deployment (which serves this source next to the two-tower
-model).
+microseconds for ml-100k); `from_history(movie_ids, n)` does the same for a history given at
+serve time (a user unknown to the training data, from the events they posted). Shared by the
+offline evaluation, the ranker's training candidates and the Retrieval deployment (which
+serves this source next to the two-tower model).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,23 +100,50 @@ class ItemCFRuntime:
             if row < 0 or scores is None:
                 out.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
                 continue
-            user_scores = scores[position]
-            position += 1
             seen = self.history.indices[self.history.indptr[row] : self.history.indptr[row + 1]]
-            user_scores[seen] = -np.inf
-            take = min(n, int(np.isfinite(user_scores).sum()), len(user_scores))
-            if take <= 0:
-                out.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
-                continue
-            part = np.argpartition(-user_scores, take - 1)[:take]
-            order = part[np.argsort(-user_scores[part], kind="stable")]
-            out.append((self.movie_ids[order], user_scores[order].astype(np.float32)))
+            out.append(self._unseen_top(scores[position], seen, n))
+            position += 1
         return out
 
     def candidates(self, user_id: int, n: int) -> ScoredMovies:
         """One user's top-n unseen movies as the stage payload."""
         ids, scores = self.top_k([user_id], n)[0]
         return ScoredMovies.of(ids, scores)
+
+    def from_history(self, movie_ids: Iterable[int], n: int) -> ScoredMovies:
+        """The top-n movies for a history given at serve time (a user the training data did
+        not have, answered from what they posted as events), none of them in it.
+
+        The same score as `top_k`: the history's [1, M] indicator row times the [M, M]
+        neighbours; movies outside the catalog are ignored.
+        """
+        columns = self._columns(movie_ids)
+        if n <= 0 or len(columns) == 0:
+            return ScoredMovies.empty()
+        indicator = np.zeros(len(self.movie_ids), dtype=np.float32)
+        indicator[columns] = 1.0
+        scores = np.asarray(self.neighbours.T @ indicator, dtype=np.float64)
+        return ScoredMovies.of(*self._unseen_top(scores, columns, n))
+
+    def _columns(self, movie_ids: Iterable[int]) -> np.ndarray:
+        """The catalog columns of `movie_ids` (unknown ids dropped)."""
+        ids = np.fromiter((int(m) for m in movie_ids), dtype=np.int64)
+        at = np.searchsorted(self.movie_ids, ids)
+        at = np.clip(at, 0, max(len(self.movie_ids) - 1, 0))
+        return np.unique(at[self.movie_ids[at] == ids]) if len(ids) else at
+
+    def _unseen_top(
+        self, user_scores: np.ndarray, seen: np.ndarray, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top-n (ids, scores) of one [M] score row, `seen` columns excluded."""
+        user_scores = np.array(user_scores, dtype=np.float64)
+        user_scores[seen] = -np.inf
+        take = min(n, int(np.isfinite(user_scores).sum()), len(user_scores))
+        if take <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        part = np.argpartition(-user_scores, take - 1)[:take]
+        order = part[np.argsort(-user_scores[part], kind="stable")]
+        return self.movie_ids[order], user_scores[order].astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
         """Health details: size and configuration."""

@@ -11,7 +11,7 @@ import pytest
 
 from deployments.common import StageUnavailableError
 from deployments.retrieval import Retrieval
-from movierec.payloads import ScoredMovies
+from movierec.payloads import RetrievalCandidates, ScoredMovies
 from tests.deployments._inprocess import TinyStage, tf_threads, tiny_stage
 
 pytestmark = pytest.mark.integration
@@ -116,7 +116,8 @@ def test_without_a_model_the_stage_is_unavailable(
 def test_a_user_the_model_does_not_know_is_answered_from_their_liked_movies(
     built: TinyStage, loop: asyncio.AbstractEventLoop
 ) -> None:
-    """A new user's likes (posted as events, applied to the online store) are the query."""
+    """A new user's likes (posted as events, applied to the online store) are the two-tower
+    query, and every movie they rated is the item-to-item source's history."""
     import time
 
     from deployments.events import Events
@@ -125,23 +126,21 @@ def test_a_user_the_model_does_not_know_is_answered_from_their_liked_movies(
 
     tiny = built.artifacts
     runtime = RetrievalRuntime.load(tiny.layout, *tf_threads())
-    assert runtime.liked is not None
+    assert runtime.liked is not None and runtime.itemcf is not None
     new_user = 700_001
     liked = [int(m) for m in tiny.train["movie_id"].unique()[:3]]
     stage = RetrievalClass(built.context, *tf_threads())
     events = Events.func_or_class(built.context)
 
-    async def scenario() -> tuple[ScoredMovies, ScoredMovies]:
+    async def scenario() -> tuple[RetrievalCandidates, RetrievalCandidates]:
         await stage.reconfigure({})
-        oov = (
-            await stage.candidates(new_user, 20)
-        ).retrieval  # no likes yet: the model's OOV answer
+        oov = await stage.candidates(new_user, 20, 20)  # no likes yet: the model's OOV answer
         await events.reconfigure({})
         now = time.time()
         await events.ingest([Event(new_user, m, "rating", 5.0, now, now) for m in liked])
         started = time.monotonic()
-        while (answer := (await stage.candidates(new_user, 20)).retrieval).movie_ids.tolist() == (
-            oov.movie_ids.tolist()
+        while (answer := await stage.candidates(new_user, 20, 20)).retrieval.movie_ids.tolist() == (
+            oov.retrieval.movie_ids.tolist()
         ):
             assert time.monotonic() - started < 10.0, "likes not used"
             await asyncio.sleep(0.05)
@@ -149,6 +148,13 @@ def test_a_user_the_model_does_not_know_is_answered_from_their_liked_movies(
         return oov, answer
 
     oov, answer = loop.run_until_complete(scenario())
-    np.testing.assert_array_equal(oov.movie_ids, runtime.candidates(new_user, 20).movie_ids)
+    np.testing.assert_array_equal(
+        oov.retrieval.movie_ids, runtime.candidates(new_user, 20).movie_ids
+    )
+    assert len(oov.itemcf) == 0  # no history: the item-to-item source has nothing to go on
     want = runtime.liked.candidates(liked, 20)
-    np.testing.assert_array_equal(answer.movie_ids, want.movie_ids)
+    np.testing.assert_array_equal(answer.retrieval.movie_ids, want.movie_ids)
+    related = runtime.itemcf.from_history(liked, 20)
+    assert len(related) > 0
+    np.testing.assert_array_equal(answer.itemcf.movie_ids, related.movie_ids)
+    assert not set(liked) & set(answer.itemcf.movie_ids.tolist())

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from models.itemcf.runtime import ItemCFRuntime
 from models.itemcf.similarity import (
@@ -93,3 +94,27 @@ def test_config_rejects_bad_values() -> None:
         ItemCFConfig(method="knn")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ItemCFConfig(top_k=0)
+
+
+def test_a_history_given_at_serve_time_scores_like_a_training_row() -> None:
+    # Neighbours by hand: row i is movie i's weight towards each movie (movies 10, 11, 12).
+    neighbours = sp.csr_matrix(
+        np.array([[0.0, 0.5, 0.1], [0.4, 0.0, 0.3], [0.2, 0.6, 0.0]], dtype=np.float32)
+    )
+    history = sp.csr_matrix(np.array([[1.0, 0.0, 0.0]], dtype=np.float32))
+    runtime = ItemCFRuntime(
+        np.array([10, 11, 12]), neighbours, history, np.array([7]), ItemCFConfig()
+    )
+    # History {10}: 11 scores 0.5, 12 scores 0.1; 10 itself is excluded.
+    one = runtime.from_history([10], 5)
+    assert one.movie_ids.tolist() == [11, 12]
+    np.testing.assert_allclose(one.scores, [0.5, 0.1], rtol=1e-6)
+    # The same as user 7, whose training row is {10}.
+    assert runtime.candidates(7, 5).movie_ids.tolist() == [11, 12]
+    # History {10, 12} plus an id outside the catalog: 11 scores 0.5 + 0.6.
+    two = runtime.from_history([12, 99, 10, 10], 5)
+    assert two.movie_ids.tolist() == [11]
+    np.testing.assert_allclose(two.scores, [1.1], rtol=1e-6)
+    assert len(runtime.from_history([], 5)) == 0
+    assert len(runtime.from_history([99], 5)) == 0
+    assert len(runtime.from_history([10], 0)) == 0
