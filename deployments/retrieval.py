@@ -104,9 +104,12 @@ class Retrieval:
         n, itemcf_n = (min(int(v), self._settings.max_n) for v in (n, itemcf_n))
         if len(runtime.users) and user_id not in runtime.users and (n > 0 or itemcf_n > 0):
             return await self._unknown_user(runtime, user_id, n, itemcf_n)
-        return RetrievalCandidates(
-            runtime.candidates(user_id, n), runtime.related(user_id, itemcf_n)
-        )
+        top = runtime.candidates(user_id, n)
+        if self._settings.itemcf_history == "online" and runtime.itemcf is not None:
+            _, seen = await self._online_history(user_id) if itemcf_n > 0 else ((), frozenset())
+            if seen:
+                return RetrievalCandidates(top, runtime.itemcf.from_history(seen, itemcf_n))
+        return RetrievalCandidates(top, runtime.related(user_id, itemcf_n))
 
     async def _unknown_user(
         self, runtime: RetrievalRuntime, user_id: int, n: int, itemcf_n: int

@@ -158,3 +158,46 @@ def test_a_user_the_model_does_not_know_is_answered_from_their_liked_movies(
     assert len(related) > 0
     np.testing.assert_array_equal(answer.itemcf.movie_ids, related.movie_ids)
     assert not set(liked) & set(answer.itemcf.movie_ids.tolist())
+
+
+def test_online_itemcf_history_counts_a_posted_rating_at_once(
+    built: TinyStage, loop: asyncio.AbstractEventLoop
+) -> None:
+    """`itemcf_history: online`: a known user's item-to-item list is scored from the online
+    seen set (training history plus posted events); `training` keeps the training row."""
+    import time
+
+    from deployments.events import Events
+    from models.itemcf.runtime import ItemCFRuntime
+    from movierec.events import Event
+
+    tiny = built.artifacts
+    itemcf = ItemCFRuntime.load(tiny.layout.itemcf_dir)
+    user = int(tiny.train["user_id"].iloc[1])
+    seen = set(tiny.train.loc[tiny.train["user_id"] == user, "movie_id"].tolist())
+    stage = RetrievalClass(built.context, *tf_threads())
+    events = Events.func_or_class(built.context)
+
+    async def scenario() -> tuple[ScoredMovies, ScoredMovies, ScoredMovies, int]:
+        await stage.reconfigure({"itemcf_history": "online"})
+        before = (await stage.candidates(user, 5, 20)).itemcf
+        watched = int(before.movie_ids[0])
+        await events.reconfigure({})
+        now = time.time()
+        await events.ingest([Event(user, watched, "watch", None, now, now)])
+        started = time.monotonic()
+        while watched in (after := (await stage.candidates(user, 5, 20)).itemcf).movie_ids:
+            assert time.monotonic() - started < 10.0, "the watch did not reach the list"
+            await asyncio.sleep(0.05)
+        await events.reconfigure({"apply": False})
+        await stage.reconfigure({"itemcf_history": "training"})
+        training = (await stage.candidates(user, 5, 20)).itemcf
+        return before, after, training, watched
+
+    before, after, training, watched = loop.run_until_complete(scenario())
+    # No events yet: the online seen set is the training row, so the lists are the same.
+    np.testing.assert_array_equal(before.movie_ids, itemcf.candidates(user, 20).movie_ids)
+    np.testing.assert_array_equal(
+        after.movie_ids, itemcf.from_history(seen | {watched}, 20).movie_ids
+    )
+    np.testing.assert_array_equal(training.movie_ids, itemcf.candidates(user, 20).movie_ids)
