@@ -77,7 +77,7 @@ class PresetSplit:
 
     def config(self) -> dict[str, str]:
         """The splits step's configuration: the name and the tables' content hash."""
-        tables = {"train": self.train, "test": self.test}
+        tables: dict[str, pd.DataFrame | None] = {"train": self.train, "test": self.test}
         return {"preset": self.name, "tables": dataset_fingerprint(tables)}
 
 
