@@ -433,7 +433,7 @@ def run(options: ReplayOptions) -> dict[str, Any]:
             "replay_s": result["seconds"],
             "elapsed_s": round(time.perf_counter() - started, 1),
         },
-        **score(result, split, options.k),
+        **score(result, split, options.k, like),
     }
 
 

@@ -246,10 +246,15 @@ def paired_change(
 
 
 def arm_summary(
-    answers: Mapping[int, Answer], replayed: Sequence[Session], scored: Sequence[int], k: int
+    answers: Mapping[int, Answer],
+    replayed: Sequence[Session],
+    scored: Sequence[int],
+    k: int,
+    posted: Mapping[int, Collection[int]] | None = None,
 ) -> dict[str, Any]:
     """An arm's metrics over the `scored` users (see the module doc) and its answers' counts
-    over every user asked."""
+    over every user asked; `posted`: user -> the movies their events named (arms after
+    posting: how many answers still hold one, which must be none)."""
     by_user = {s.user_id: s for s in replayed}
     relevant = {u: by_user[u].relevant for u in scored}
     lists = {u: scored_list(answers[u].ids, by_user[u].excluded, k) for u in scored}
@@ -266,6 +271,9 @@ def arm_summary(
         "answers_holding_first_half": sum(
             bool(by_user[u].excluded & set(a.ids)) for u, a in answers.items()
         ),
+        "answers_holding_posted": None
+        if posted is None
+        else sum(bool(set(posted.get(u, ())) & set(a.ids)) for u, a in answers.items()),
         "requests": len(answers),
         "asked_again": sum(a.attempts > 1 for a in answers.values()),
         "degraded_first_try": sum(a.degraded_first for a in answers.values()),
@@ -275,10 +283,14 @@ def arm_summary(
     }
 
 
-def score(result: Mapping[str, Any], split: ReplaySplit, k: int) -> dict[str, Any]:
+def score(
+    result: Mapping[str, Any], split: ReplaySplit, k: int, like_threshold: float
+) -> dict[str, Any]:
     """Every arm and the two deltas (b - a, d - c), each pair on the users not degraded in
-    either of its arms."""
+    either of its arms. Known users posted their first half, new users its likes."""
     answers = result["answers"]
+    posted: dict[int, Collection[int]] = {s.user_id: s.excluded for s in split.known}
+    posted.update({s.user_id: {r.movie_id for r in s.likes(like_threshold)} for s in split.new})
     arms: dict[str, Any] = {}
     deltas: dict[str, Any] = {}
     for before, after, group in (("a", "b", split.known), ("c", "d", split.new)):
@@ -289,7 +301,7 @@ def score(result: Mapping[str, Any], split: ReplaySplit, k: int) -> dict[str, An
             if not answers[before][s.user_id].degraded and not answers[after][s.user_id].degraded
         ]
         for arm in (before, after):
-            arms[arm] = arm_summary(answers[arm], asked, users, k)
+            arms[arm] = arm_summary(answers[arm], asked, users, k, posted if arm == after else None)
             arms[arm]["left_out_degraded"] = len(asked) - len(users)
         key = f"ndcg@{k}"
         by_user = {s.user_id: s for s in asked}

@@ -49,18 +49,21 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         f"are not scored.",
         "",
         f"| arm | users scored | nDCG@{k} | recall@{k} | nDCG@{k} as served | degraded "
-        f"(first try / after retries / left out) | cold start answers |",
-        "|---|---|---|---|---|---|---|",
+        f"(first try / after retries / left out) | cold start answers | answers holding a "
+        "posted movie |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm, label in ARMS.items():
         values = report["arms"].get(arm)
         if values is None:
             continue
+        holding = values["answers_holding_posted"]
         lines.append(
             f"| {label} | {values['scored_users']} | {values[f'ndcg@{k}']:.4f} | "
             f"{values[f'recall@{k}']:.4f} | {values['as_served'][f'ndcg@{k}']:.4f} | "
             f"{values['degraded_first_try']} / {values['degraded']} / "
-            f"{values['left_out_degraded']} | {values['cold_start']} of {values['requests']} |"
+            f"{values['left_out_degraded']} | {values['cold_start']} of {values['requests']} | "
+            f"{'-' if holding is None else holding} |"
         )
     lines += [
         "",

@@ -81,8 +81,9 @@ def test_the_replay_answers_every_arm_over_http(tiny: tuple[Path, TinyArtifacts]
     assert not any(a.cold_start for a in answers["d"].values())
     for user, answer in answers["d"].items():
         assert not {r.movie_id for r in new[user].likes(4.0)} & set(answer.ids)
-    report = score(result, split, 10)
-    assert report["arms"]["b"]["answers_holding_first_half"] == 0
+    report = score(result, split, 10, 4.0)
+    assert report["arms"]["b"]["answers_holding_posted"] == 0
+    assert report["arms"]["d"]["answers_holding_posted"] == 0
     for arm in ("a", "b", "c", "d"):
         assert report["arms"][arm]["requests"] > 0
         assert 0.0 <= report["arms"][arm]["ndcg@10"] <= 1.0

@@ -130,7 +130,7 @@ def test_both_arms_are_scored_on_the_same_held_out_set_without_degraded_users() 
         "c": {3: _answer([41, 99, 42], cold=True)},
         "d": {3: _answer([42, 98])},
     }
-    report = score({"answers": answers}, split, k=2)
+    report = score({"answers": answers}, split, k=2, like_threshold=4.0)
     arms, deltas = report["arms"], report["deltas"]
     # user 2 is degraded in b: out of both a and b
     assert arms["a"]["scored_users"] == arms["b"]["scored_users"] == 1
@@ -142,13 +142,15 @@ def test_both_arms_are_scored_on_the_same_held_out_set_without_degraded_users() 
     assert arms["a"]["as_served"]["ndcg@2"] == pytest.approx((1 / math.log(3)) / ideal)
     assert arms["b"]["ndcg@2"] == pytest.approx(1.0) and arms["b"]["recall@2"] == 1.0
     assert arms["a"]["answers_holding_first_half"] == 2  # users 1 (20) and 2 (30)
-    assert arms["b"]["answers_holding_first_half"] == 0
+    assert arms["b"]["answers_holding_first_half"] == arms["b"]["answers_holding_posted"] == 0
+    assert arms["a"]["answers_holding_posted"] is None
     assert deltas["b-a"]["ndcg@2"] == pytest.approx(1.0 - (1 / math.log(2)) / ideal)
     assert deltas["b-a"]["per_user"]["better"] == 1 and deltas["b-a"]["per_user"]["users"] == 1
     # new user: c [41, 99, 42] -> 41 removed -> [99, 42]: hit at rank 2 of one relevant
     assert arms["c"]["ndcg@2"] == pytest.approx(math.log(2) / math.log(3))
     assert arms["c"]["cold_start"] == 1 and arms["d"]["cold_start"] == 0
     assert arms["d"]["ndcg@2"] == pytest.approx(1.0)
+    assert arms["d"]["answers_holding_posted"] == 0  # the like, 40, is gone
     assert deltas["d-c"]["recall@2"] == pytest.approx(0.0)  # both found movie 42
 
 
