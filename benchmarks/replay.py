@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -81,6 +82,8 @@ from benchmarks.stack import (
 REPLAY_JSON = "replay.json"
 REPLAY_TREE = "replay"
 """The tree lives in `<artifacts_dir>/replay/<variant>/eval`."""
+RUN_ID = uuid.uuid4().hex[:12]
+"""Names this process's events (`event_id`s)."""
 README_BEGIN = "<!-- bench-replay:begin (python -m benchmarks.replay --render-only) -->"
 README_END = "<!-- bench-replay:end -->"
 QUALITY_TIMEOUTS = {
@@ -295,10 +298,6 @@ def replay(
     }
 
 
-RUN_ID = uuid.uuid4().hex[:12]
-"""Names this process's events (`event_id`s)."""
-
-
 def build_tree(
     split: ReplaySplit, options: ReplayOptions, dataset: Any
 ) -> tuple[Any, Any, dict[str, Any]]:
@@ -365,19 +364,17 @@ def quality_timeouts(config: ServeConfig) -> ServeConfig:
 
 def run(options: ReplayOptions) -> dict[str, Any]:
     """Splits, builds, serves and replays (see the module doc); returns the report."""
-    import os
-
+    if os.environ.get("REDIS_URL"):
+        raise ReplayError(
+            "REDIS_URL is set: the replay serves its tree from a private Redis of its own "
+            "(the tree shares the eval tree's namespace, and the replay writes events); unset it"
+        )
     from deployments.app import AppArgs
     from deployments.service import manifest_version
     from models.data import load_dataset
     from models.pipeline.load import load_all
     from movierec.redis_server import embedded_redis
 
-    if os.environ.get("REDIS_URL"):
-        raise ReplayError(
-            "REDIS_URL is set: the replay serves its tree from a private Redis of its own "
-            "(the tree shares the eval tree's namespace, and the replay writes events); unset it"
-        )
     started, load_start, uptime_start = time.perf_counter(), load_average(), uptime()
     dataset = load_dataset(options.variant)
     split = replay_split(
