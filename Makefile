@@ -22,6 +22,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 BENCH_ARGS ?=
 EVAL_SERVED_ARGS ?=
 BENCH_EVENTS_ARGS ?=
+BENCH_REPLAY_ARGS ?=
 # ScaNN lives in its own venv: next to TensorFlow 2.21 it breaks `import tensorflow_recommenders`
 # (see benchmarks/scalebench/scann_worker.py). Only the scale benchmark uses it.
 SCANN_VENV ?= .venv-scann
@@ -32,7 +33,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RAY_DASHBOARD_HOST := 127.0.0.1
 
-.PHONY: help install data artifacts eval tune eval-served bench bench-events bench-scale scann-venv run serve \
+.PHONY: help install data artifacts eval tune eval-served bench bench-events bench-replay bench-scale scann-venv run serve \
         stop redis-start redis-stop s3-start s3-env s3-stop test test-unit lint format monitor \
         prometheus nftables clean
 
@@ -79,6 +80,9 @@ bench-events: $(STAMP) nftables ## Event ingestion (POST /events) at concurrency
 	$(BIN)/python -m movierec.redis_server start
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
 	$(BIN)/python -m benchmarks.events --variant $(DATASET) --mode $(MODE) --readme README.md $(BENCH_EVENTS_ARGS)
+
+bench-replay: $(STAMP) nftables ## Does the feedback loop help? Session replay over HTTP on its own split's eval tree (built once, cached) and a private Redis -> benchmarks/results/replay.json, README table.
+	$(BIN)/python -m benchmarks.replay --variant $(DATASET) --readme README.md $(BENCH_REPLAY_ARGS)
 
 eval-served: $(STAMP) ## Offline protocol replayed through the HTTP API (eval artifacts), rules on/off -> benchmarks/results/served_quality.json.
 	$(BIN)/python -m movierec.redis_server start

@@ -14,7 +14,7 @@ from models.data.errors import ChecksumError, DatasetError, SourceUnavailableErr
 from models.data.loader import Prepared, load_dataset, prepare
 from models.data.parsers import parse_directory
 from models.data.schema import MovieLens
-from models.data.splits import leave_last_n_out, stratified_split
+from models.data.splits import leave_last_n_out, stratified_split, temporal_share_split
 from models.data.variants import VARIANTS, Layout, Variant, get_variant
 
 __all__ = [
@@ -32,4 +32,5 @@ __all__ = [
     "parse_directory",
     "prepare",
     "stratified_split",
+    "temporal_share_split",
 ]

@@ -1,6 +1,6 @@
 """Deterministic train/test splits of a ratings table.
 
-Both splitters return row subsets of the input: the input's index labels and row order are
+Every splitter returns row subsets of the input: the input's index labels and row order are
 kept, every row lands in exactly one of (train, test), and every user keeps at least one
 train row, so `pd.concat([train, test]).sort_index()` equals the input.
 
@@ -26,6 +26,8 @@ k / n), not round(ratio * n).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -84,6 +86,46 @@ def leave_last_n_out(ratings: pd.DataFrame, n: int = 1) -> tuple[pd.DataFrame, p
     """
     if n < 1:
         raise DatasetError(f"leave-last-n-out needs n >= 1, got {n!r}")
+    return _hold_out_latest(ratings, lambda count: np.minimum(n, count - 1))
+
+
+def temporal_share_split(
+    ratings: pd.DataFrame, test_share: float = 0.2, min_test: int = 2
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Holds out each user's most recent ratings: floor(test_share * n) of a user's n ratings,
+    at least `min_test`, and always leaving the oldest one in train.
+
+    The order is `leave_last_n_out`'s (timestamp, then `movie_id`, then input position).
+
+    Args:
+        ratings: Ratings with `user_id`, `movie_id` and `timestamp` columns.
+        test_share: Share of each user's ratings held out, in (0, 1).
+        min_test: Held-out ratings per user at least (a user with n <= min_test ratings
+            holds out n - 1), at least 1.
+
+    Returns:
+        (train, test), row subsets of `ratings` in input order.
+
+    Raises:
+        DatasetError: `test_share` outside (0, 1), `min_test` below 1, or a required
+            column is missing.
+    """
+    if not 0.0 < test_share < 1.0:
+        raise DatasetError(f"test share must be between 0 and 1 (exclusive), got {test_share!r}")
+    if min_test < 1:
+        raise DatasetError(f"min_test must be >= 1, got {min_test!r}")
+
+    def held_out(count: np.ndarray) -> np.ndarray:
+        share = np.floor(test_share * count + 1e-9).astype(np.int64)
+        return np.minimum(np.maximum(share, min_test), count - 1)
+
+    return _hold_out_latest(ratings, held_out)
+
+
+def _hold_out_latest(
+    ratings: pd.DataFrame, held_out: Callable[[np.ndarray], np.ndarray]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test): per user, the `held_out(count)` most recent rows are test."""
     _require(ratings, REQUIRED_COLUMNS)
     users = ratings["user_id"].to_numpy()
     position = np.arange(len(ratings))
@@ -91,8 +133,7 @@ def leave_last_n_out(ratings: pd.DataFrame, n: int = 1) -> tuple[pd.DataFrame, p
         (position, ratings["movie_id"].to_numpy(), ratings["timestamp"].to_numpy(), users)
     )
     rank, count = _rank_within_user(users[order])
-    held_out = np.minimum(n, count - 1)
-    test_sorted = rank > count - held_out
+    test_sorted = rank > count - held_out(count)
     in_test = np.empty(len(ratings), dtype=bool)
     in_test[order] = test_sorted
     return ratings.loc[~in_test], ratings.loc[in_test]

@@ -2,9 +2,10 @@
 
 Steps run in order; a step whose inputs, configuration and code are unchanged is skipped
 (see `runner.py`). In `eval` mode every model and feature is built from the training split
-of the stratified 75/25 seed-42 split, so nothing leaks from the test split; `full` mode
-builds production artifacts from all ratings, with the logged feedback events folded in
-(`events.py`; eval builds never read the event log).
+of the stratified 75/25 seed-42 split (or a benchmark's own split, `PresetSplit`), so
+nothing leaks from the test split; `full` mode builds production artifacts from all ratings,
+with the logged feedback events folded in (`events.py`; eval builds never read the event
+log).
 """
 
 from __future__ import annotations
@@ -54,6 +55,30 @@ class BuildOptions:
     itemcf: dict[str, object] = field(default_factory=dict)
     events_dir: Path | None = None
     fold: dict[str, float] = field(default_factory=dict)
+    split: PresetSplit | None = None
+
+
+@dataclass(frozen=True)
+class PresetSplit:
+    """An eval build's own train/test split instead of the stratified one (a benchmark's
+    custom protocol, e.g. `benchmarks.replay`). The splits step writes the two tables as
+    given; its fingerprint is the name and a content hash of both, so a changed split
+    rebuilds the tree and the same split again skips every step.
+
+    Attributes:
+        name: What the split is (recorded in the splits step's configuration).
+        train: The ratings the build learns from.
+        test: The held-out ratings.
+    """
+
+    name: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+    def config(self) -> dict[str, str]:
+        """The splits step's configuration: the name and the tables' content hash."""
+        tables: dict[str, pd.DataFrame | None] = {"train": self.train, "test": self.test}
+        return {"preset": self.name, "tables": dataset_fingerprint(tables)}
 
 
 def with_events(options: BuildOptions, dataset: MovieLens) -> tuple[MovieLens, dict[str, Any]]:
@@ -73,13 +98,18 @@ def with_events(options: BuildOptions, dataset: MovieLens) -> tuple[MovieLens, d
     return replace(dataset, ratings=folded.ratings), folded.record
 
 
-def _splits_step(layout: ArtifactLayout) -> Step:
+def _splits_step(layout: ArtifactLayout, preset: PresetSplit | None = None) -> Step:
+    if preset is not None and layout.mode != "eval":
+        raise PipelineError("a preset split is for eval builds only")
+
     def publish(ctx: StepContext, train: pd.DataFrame, test: pd.DataFrame) -> None:
         ctx.state["train"], ctx.state["test"] = train, test
 
     def run(ctx: StepContext) -> StepOutput:
         ratings = ctx.state["dataset"].ratings
-        if layout.mode == "eval":
+        if preset is not None:
+            train, test = preset.train, preset.test
+        elif layout.mode == "eval":
             train, test = stratified_split(ratings, ratio=SPLIT_RATIO, seed=SPLIT_SEED)
         else:
             train, test = ratings, ratings.iloc[0:0]
@@ -98,7 +128,9 @@ def _splits_step(layout: ArtifactLayout) -> Step:
             pd.read_parquet(splits / "test.parquet"),
         )
 
-    config = {"ratio": SPLIT_RATIO, "seed": SPLIT_SEED, "mode": layout.mode}
+    config: dict[str, object] = {"ratio": SPLIT_RATIO, "seed": SPLIT_SEED, "mode": layout.mode}
+    if preset is not None:
+        config = {**preset.config(), "mode": layout.mode}
     return Step("splits", run, config, code=("models/data/splits.py",), restore=restore)
 
 
@@ -256,7 +288,7 @@ def _ranking_step(overrides: dict[str, object]) -> Step:
 def steps_for(layout: ArtifactLayout, options: BuildOptions) -> list[Step]:
     """The ordered steps of one build."""
     return [
-        _splits_step(layout),
+        _splits_step(layout, options.split),
         _catalog_step(),
         _retrieval_step(options.retrieval),
         _itemcf_step(options.itemcf),

@@ -107,17 +107,21 @@ def load_online_features(
 
 
 def load_all(
-    layout: ArtifactLayout, manifest: Manifest, feature_sources: str | None = None
+    layout: ArtifactLayout,
+    manifest: Manifest,
+    feature_sources: str | None = None,
+    redis_url: str | None = None,
 ) -> dict[str, str]:
     """Loads everything Redis-side for a layout, starting the embedded Redis if needed.
 
     Redis is snapshotted after a load (`save_snapshot`). `feature_sources`: see
-    `load_online_features`.
+    `load_online_features`. `redis_url`: this Redis instead of the configured one (a
+    benchmark's private server).
 
     Returns:
         Target name -> "loaded" or "unchanged".
     """
-    url = resolve_redis_url(start_if_needed=True)
+    url = redis_url or resolve_redis_url(start_if_needed=True)
     client = redis.Redis.from_url(url)
     try:
         results = {

@@ -2,7 +2,7 @@
 
 Regenerate them with `python -m benchmarks.load --render-only` and
 `python -m benchmarks.served_quality --render-only` (and `python -m benchmarks.events
---render-only`) after a new run.
+--render-only`, `python -m benchmarks.replay --render-only`) after a new run.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import events, events_report, load_render, served_quality
+from benchmarks import events, events_report, load_render, replay, replay_report, served_quality
 from benchmarks.common import readme_block
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,3 +33,9 @@ def test_event_ingestion_table_matches_its_json() -> None:
     report = json.loads((RESULTS / events.EVENTS_JSON).read_text())
     block = readme_block(ROOT / "README.md", events.README_BEGIN, events.README_END)
     assert block == events_report.markdown_table(report).rstrip()
+
+
+def test_session_replay_table_matches_its_json() -> None:
+    report = json.loads((RESULTS / replay.REPLAY_JSON).read_text())
+    block = readme_block(ROOT / "README.md", replay.README_BEGIN, replay.README_END)
+    assert block == replay_report.markdown_table(report).rstrip()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.data.errors import DatasetError
-from models.data.splits import leave_last_n_out, stratified_split
+from models.data.splits import leave_last_n_out, stratified_split, temporal_share_split
 
 
 def make_ratings(counts: dict[int, int], seed: int = 0) -> pd.DataFrame:
@@ -133,8 +133,47 @@ def test_leave_last_n_out_rejects_bad_n() -> None:
         leave_last_n_out(RATINGS, n=0)
 
 
+def test_temporal_share_holds_out_the_latest_share_at_least_min_test() -> None:
+    train, test = temporal_share_split(RATINGS, test_share=0.2, min_test=2)
+    assert_partition(RATINGS, train, test)
+    sizes = test.groupby("user_id").size().to_dict()
+    # n ratings -> max(2, floor(0.2 n)), leaving at least one in train
+    expected = {1: 4, 2: 2, 3: 2, 4: 0, 5: 1, 6: 6, 7: 20}
+    assert {u: sizes.get(u, 0) for u in expected} == expected
+    for user, rows in test.groupby("user_id"):
+        kept = train[train["user_id"] == user]
+        assert kept["timestamp"].max() <= rows["timestamp"].min()  # test is the latest
+
+
+def test_temporal_share_orders_like_leave_last_n_out() -> None:
+    ratings = pd.DataFrame(
+        {
+            "user_id": [1] * 5,
+            "movie_id": [30, 10, 20, 40, 50],
+            "rating": np.ones(5, dtype="float32"),
+            "timestamp": [100, 500, 500, 50, 70],
+        }
+    )
+    _, test = temporal_share_split(ratings, test_share=0.5, min_test=1)
+    # floor(0.5 * 5) = 2: the two at t=500 (ties broken by movie id)
+    assert sorted(test["movie_id"]) == [10, 20]
+    _, last_two = leave_last_n_out(ratings, n=2)
+    assert sorted(last_two["movie_id"]) == [10, 20]
+
+
+def test_temporal_share_rejects_bad_arguments() -> None:
+    with pytest.raises(DatasetError, match="test share"):
+        temporal_share_split(RATINGS, test_share=1.0)
+    with pytest.raises(DatasetError, match="min_test"):
+        temporal_share_split(RATINGS, min_test=0)
+
+
 def test_splits_of_empty_ratings_are_empty() -> None:
     empty = RATINGS.iloc[:0]
-    for train, test in (stratified_split(empty), leave_last_n_out(empty)):
+    for train, test in (
+        stratified_split(empty),
+        leave_last_n_out(empty),
+        temporal_share_split(empty),
+    ):
         assert train.empty
         assert test.empty
