@@ -288,15 +288,16 @@ class RetrievalSettings(_Strict):
         model_version: Rollout label of the model; changing it makes every replica reload
             the model from the artifacts tree (in the background, swapped in once warm).
         itemcf_history: Which history the item-to-item source scores for a user the build
-            knows: "training" (their training row, no read) or "online" (the online store's
-            seen set, so posted ratings and watches count at once; one Feast read per call).
-            Users the build does not know always use the online history.
+            knows: "online" (the online store's seen set, so posted ratings and watches count
+            at once; one Feast read per call; the training row if the read fails) or
+            "training" (their training row, no read). Users the build does not know always
+            use the online history.
         faults: Injected faults (tests and drills; see `deployments.faults`).
     """
 
     max_n: int = Field(default=500, ge=1, le=100_000)
     model_version: str = Field(default="", max_length=200)
-    itemcf_history: Literal["training", "online"] = "training"
+    itemcf_history: Literal["online", "training"] = "online"
     faults: FaultSettings = FaultSettings()
 
 
