@@ -10,10 +10,11 @@ features from the train part, and a ranker built by `build_ranker` on the train 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from models.evaluation.report import metrics_dict
 from models.metrics.protocol import candidate_recall, items_by_user
 from models.metrics.ranking import ranking_metrics
 from models.ranking.candidates import CONTENT, ITEMCF, RETRIEVAL, ScoredList, ranked_ids
-from models.ranking.config import RankerConfig
+from models.ranking.config import CandidateConfig, RankerConfig
+from movierec.candidates import Candidate
 
 
 @dataclass
@@ -88,31 +90,83 @@ class SplitRun:
         )
 
 
-def ranked_run(run: SplitRun, config: RankerConfig, *, ablate: bool = True) -> dict[str, Any]:
-    """Builds a ranker on `run.train` with `config` and measures every system on `run.test`.
+@dataclass
+class RankedSetup:
+    """One split's candidate sources, a ranker trained on its train part, and the Feast
+    features of every candidate the sources can make (served as of the newest snapshot).
 
-    Returns:
-        {"systems": {retrieval, itemcf, content, merged, ranked, popularity: metrics},
-        "candidate_recall@max_ranked", "ablation" (when `ablate`), "ranker_build": the build's
-        own metrics (its validation on held-out users of the train part)}.
+    Attributes:
+        run: The split.
+        config: The configuration the ranker was trained with.
+        sources: Source name -> user -> that source's list (seen dropped), at least as
+            long as `config`'s count.
+        seen: User -> the train part's movies.
+        ranker: The trained ranker (`models.ranking.runtime.Ranker`).
+        features: One row per (user, candidate movie) of `config`'s counts, no cut.
+        build_metrics: `build_ranker`'s own metrics.
+    """
+
+    run: SplitRun
+    config: RankerConfig
+    sources: dict[str, dict[int, ScoredList]]
+    seen: dict[int, set[int]]
+    ranker: Any
+    features: pd.DataFrame
+    build_metrics: dict[str, Any]
+
+    def candidates(self, cand: CandidateConfig) -> dict[int, list[Candidate]]:
+        """Every user's merged candidates with `cand`'s counts, weights and cut.
+
+        Raises:
+            ValueError: `cand` asks a source for more than the setup holds features for.
+        """
+        from models.ranking.candidates import build_candidates
+
+        wider = {s: n for s, n in cand.counts.items() if n > self.config.candidates.counts[s]}
+        if wider:
+            raise ValueError(f"counts above the setup's ({self.config.candidates.counts}): {wider}")
+        return build_candidates(self.run.users, self.sources, self.seen, cand)
+
+    def rank(self, candidates: Mapping[int, Sequence[Candidate]]) -> dict[int, list[int]]:
+        """User -> the candidates' movie ids in the ranker's order."""
+        from models.ranking.scoring import rank_candidates
+
+        return rank_candidates(self.ranker.score, self.ranker.spec, candidates, self.features)[0]
+
+
+def split_sources(run: SplitRun, cand: CandidateConfig, itemcf: Mapping[str, Any]) -> Any:
+    """Source name -> user -> list, each at least `cand`'s count (and `run.k`) long."""
+    from models.ranking.build import exact_content_lists, itemcf_config
+
+    retrieved = run.retrieval_lists(max(cand.retrieval_n, run.k))
+    related = run.itemcf_lists(max(cand.itemcf_n, run.k), itemcf_config(None, itemcf))
+    content = exact_content_lists(run.content_dir, run.train, cand)
+    return {RETRIEVAL: retrieved, CONTENT: content, ITEMCF: related}
+
+
+@contextlib.contextmanager
+def trained_ranker(
+    run: SplitRun,
+    config: RankerConfig,
+    sources: Mapping[str, dict[int, ScoredList]] | None = None,
+) -> Iterator[RankedSetup]:
+    """Builds a ranker on `run.train` with `config` (in a temporary directory, removed on
+    exit) and yields it with the split's sources and features (see `RankedSetup`).
+
+    Args:
+        run: The split.
+        config: The ranker's configuration (its candidates make its training lists).
+        sources: The sources' lists when already made (`split_sources`); None makes them.
     """
     from models.features import build_feature_tables, write_sources
-    from models.ranking.build import build_ranker, exact_content_lists, itemcf_config
+    from models.ranking.build import build_ranker
     from models.ranking.candidates import build_candidates
     from models.ranking.features import features_as_of, latest_snapshot, offline_store
     from models.ranking.runtime import load_ranker
-    from models.ranking.scoring import rank_candidates
 
     cand = config.candidates
-    users, seen = run.users, items_by_user(run.train)
-    retrieved = run.retrieval_lists(max(cand.retrieval_n, run.k))
-    related = run.itemcf_lists(max(cand.itemcf_n, run.k), itemcf_config(None, config.itemcf))
-    content = exact_content_lists(run.content_dir, run.train, cand)
-    sources = {
-        RETRIEVAL: {u: items[: cand.retrieval_n] for u, items in retrieved.items()},
-        CONTENT: content,
-        ITEMCF: {u: items[: cand.itemcf_n] for u, items in related.items()},
-    }
+    made = dict(sources) if sources is not None else split_sources(run, cand, config.itemcf)
+    seen = items_by_user(run.train)
     work = Path(tempfile.mkdtemp(prefix="split-run-"))
     try:
         features_dir = work / "features"
@@ -128,25 +182,48 @@ def ranked_run(run: SplitRun, config: RankerConfig, *, ablate: bool = True) -> d
             features_dir,
             config.replace(retrieval={**run.retrieval, **config.retrieval}),
         )
-        ranker = load_ranker(work / "ranking")
         store = offline_store(features_dir, work / "registry")
-        candidates = build_candidates(users, sources, seen, cand)
+        uncut = replace(cand, max_ranked=max(cand.union, 1))
         table = pd.DataFrame(
-            [(u, c.movie_id) for u, items in candidates.items() for c in items],
+            [
+                (u, c.movie_id)
+                for u, items in build_candidates(run.users, made, seen, uncut).items()
+                for c in items
+            ],
             columns=["user_id", "movie_id"],
         )
-        features = features_as_of(store, table, latest_snapshot(features_dir))
+        yield RankedSetup(
+            run=run,
+            config=config,
+            sources=made,
+            seen=seen,
+            ranker=load_ranker(work / "ranking"),
+            features=features_as_of(store, table, latest_snapshot(features_dir)),
+            build_metrics=build_metrics,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
-        def rank(cands: Mapping[int, Sequence[Any]]) -> dict[int, list[int]]:
-            return rank_candidates(ranker.score, ranker.spec, cands, features)[0]
 
+def ranked_run(run: SplitRun, config: RankerConfig, *, ablate: bool = True) -> dict[str, Any]:
+    """Builds a ranker on `run.train` with `config` and measures every system on `run.test`.
+
+    Returns:
+        {"systems": {retrieval, itemcf, content, merged, ranked, popularity: metrics},
+        "candidate_recall@max_ranked", "ablation" (when `ablate`), "ranker_build": the build's
+        own metrics (its validation on held-out users of the train part)}.
+    """
+    cand = config.candidates
+    with trained_ranker(run, config) as setup:
+        users, sources = run.users, setup.sources
+        candidates = setup.candidates(cand)
         lists = {
             "popularity": popularity_recommendations(run.train, users, run.k),
-            "retrieval": {u: [m for m, _ in retrieved[u]] for u in users},
-            "itemcf": {u: [m for m, _ in related.get(u, [])] for u in users},
-            "content": {u: [m for m, _ in content.get(u, [])] for u in users},
+            "retrieval": {u: [m for m, _ in sources[RETRIEVAL][u]] for u in users},
+            "itemcf": {u: [m for m, _ in sources[ITEMCF].get(u, [])] for u in users},
+            "content": {u: [m for m, _ in sources[CONTENT].get(u, [])] for u in users},
             "merged": ranked_ids(candidates),
-            "ranked": rank(candidates),
+            "ranked": setup.rank(candidates),
         }
         out: dict[str, Any] = {
             "systems": {name: run.metrics(values) for name, values in lists.items()},
@@ -154,12 +231,12 @@ def ranked_run(run: SplitRun, config: RankerConfig, *, ablate: bool = True) -> d
                 lists["merged"], run.relevant, cand.max_ranked
             ),
             "ranker_build": {
-                key: build_metrics.get(key)
+                key: setup.build_metrics.get(key)
                 for key in ("rows", "positives", "validation", "seconds")
             },
         }
         if ablate:
-            out["ablation"] = ablation(users, sources, seen, cand, rank, run.relevant, run.k)
+            out["ablation"] = ablation(
+                users, sources, setup.seen, cand, setup.rank, run.relevant, run.k
+            )
         return out
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -11,7 +11,9 @@ read. Studies, in order (each uses the previous ones' choices):
 * `retrieval`: the two-tower embedding size (retrieval alone, nDCG@10);
 * `itemcf`: the item-to-item source's method and parameters (the source alone, nDCG@10);
 * `ranker`: candidate counts, `max_ranked`, ranker features and loss (ranked nDCG@10, with
-  the ranked output's ablation of each source).
+  the ranked output's ablation of each source);
+* `candidates`: how many candidates per source and in all are worth ranking
+  (`models.evaluation.candidate_study`, which also runs alone and updates only its study).
 
 The best option of each study by validation nDCG@10 is the choice; `tuning.json` records
 every option's figures, the choice, and whether the code's defaults (what `make artifacts`
@@ -37,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TUNING_JSON = "tuning.json"
 VALIDATION_RATIO = 0.75
 VALIDATION_SEED = 1
-STUDIES = ("retrieval", "itemcf", "ranker")
+STUDIES = ("retrieval", "itemcf", "ranker", "candidates")
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +181,14 @@ def tune(
                 "measures": "ranked output (and every system, the ablation) on validation",
                 "options": outcomes,
                 "chosen": best,
-                "default_is_chosen": _same_ranker(base, chosen),
+                "default_is_chosen": _same_ranker(base, chosen, "candidates" in studies),
             }
+    if "candidates" in studies:
+        from models.evaluation import candidate_study
+
+        found = candidate_study.study(variant, artifacts_dir, candidate_study.RETRAIN)
+        found["default_is_chosen"] = candidate_study.defaults_are_chosen(found["chosen"])
+        record["studies"]["candidates"] = found
     record["seconds"] = round(time.perf_counter() - started, 1)
     record["complete"] = True
     return record
@@ -220,9 +228,17 @@ def _progress(callback: Callable[[dict[str, Any]], None] | None, record: dict[st
         callback(record)
 
 
-def _same_ranker(default: Any, chosen: Any) -> bool:
+CANDIDATE_COUNTS = ("retrieval_n", "content_n", "itemcf_n", "max_ranked")
+"""Decided by the `candidates` study when the record has one (not by the ranker study)."""
+
+
+def _same_ranker(default: Any, chosen: Any, counts_chosen_elsewhere: bool = False) -> bool:
     a, b = default.to_dict(), chosen.to_dict()
     a.pop("itemcf", None), b.pop("itemcf", None)
+    if counts_chosen_elsewhere:
+        for config in (a, b):
+            for key in CANDIDATE_COUNTS:
+                config["candidates"].pop(key, None)
     return bool(a == b)
 
 
@@ -254,11 +270,19 @@ def defaults_are_chosen(study: str, chosen: str, record: Mapping[str, Any]) -> b
     if study == "itemcf" and chosen in itemcf_options():
         default_cf = ItemCFConfig()
         return all(getattr(default_cf, k) == v for k, v in itemcf_options()[chosen].items())
+    studies = record.get("studies", {})
     if study == "ranker" and chosen in ranker_options():
-        cf_choice = record.get("studies", {}).get("itemcf", {}).get("chosen")
+        cf_choice = studies.get("itemcf", {}).get("chosen")
         itemcf = itemcf_options().get(cf_choice, {}) if cf_choice else {}
         base = RankerConfig()
-        return _same_ranker(base, base.replace(itemcf=itemcf, **ranker_options()[chosen]))
+        counts_elsewhere = "chosen" in studies.get("candidates", {})
+        return _same_ranker(
+            base, base.replace(itemcf=itemcf, **ranker_options()[chosen]), counts_elsewhere
+        )
+    if study == "candidates":
+        from models.evaluation.candidate_study import defaults_are_chosen as counts_chosen
+
+        return counts_chosen(chosen)
     return None
 
 

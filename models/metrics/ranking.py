@@ -114,6 +114,23 @@ def ranking_metrics(
     return RankingMetrics(k=k, precision=p, recall=r, ndcg=n, map=m, users=users)
 
 
+def ndcg_per_user(
+    recommended: Mapping[int, Sequence[int]],
+    relevant: Mapping[int, Collection[int]],
+    k: int = 10,
+) -> dict[int, float]:
+    """User -> nDCG@k, for the users `ranking_metrics` averages over (its mean is their
+    `ndcg`); e.g. for a paired bootstrap of the difference between two systems."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    out: dict[int, float] = {}
+    for user in _evaluated_users(relevant):
+        items = relevant[user]
+        items = items if isinstance(items, set | frozenset) else set(items)
+        out[user] = _user_scores(recommended.get(user, ()), items, k, "min_k")[2]
+    return out
+
+
 def precision_at_k(
     recommended: Mapping[int, Sequence[int]],
     relevant: Mapping[int, Collection[int]],

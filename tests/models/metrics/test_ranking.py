@@ -105,3 +105,15 @@ def test_rejects_bad_input() -> None:
         ranking_metrics({1: [1]}, {1: {1}}, k=0)
     with pytest.raises(ValueError, match="map_denominator"):
         ranking_metrics({1: [1]}, {1: {1}}, k=1, map_denominator="bogus")  # type: ignore[arg-type]
+
+
+def test_ndcg_per_user_averages_to_ranking_metrics_ndcg() -> None:
+    from models.metrics.ranking import ndcg_per_user, ranking_metrics
+
+    recommended = {1: [5, 6, 7], 2: [9, 8], 3: []}
+    relevant = {1: {6}, 2: {8, 9, 10}, 3: {4}, 4: set()}
+    per_user = ndcg_per_user(recommended, relevant, k=3)
+    assert set(per_user) == {1, 2, 3}  # a user with nothing relevant is not evaluated
+    assert per_user[3] == 0.0 and 0.0 < per_user[1] < per_user[2] < 1.0
+    mean = sum(per_user.values()) / len(per_user)
+    assert mean == ranking_metrics(recommended, relevant, k=3).ndcg
