@@ -1,6 +1,7 @@
 """The in-process compute floor: what one request costs with no HTTP and no hops.
 
-    python -m benchmarks.floor --out floor.json [--requests 300] [--config serve_config.yaml]
+    python -m benchmarks.floor --out floor.json --users-file users.json [--requests 300] \
+        [--config serve_config.yaml] [--controller-json '{"candidates": {"max_ranked": 150}}']
 
 Builds the monolith's pipeline (`benchmarks.monolith.start_pipeline`: the deployments' own
 classes, same artifacts, Redis and rules) and measures, one request at a time:
@@ -109,15 +110,38 @@ class _RecordedRanking:
         return await self._inner.rank(query)
 
 
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` applied, nested dicts merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        old = out.get(key)
+        both = isinstance(old, dict) and isinstance(value, dict)
+        out[key] = merged(old, value) if both else value
+    return out
+
+
 async def measure(
-    config_path: Path, args_json: dict[str, Any], user_ids: Sequence[int], warmup: int, k: int
+    config_path: Path,
+    args_json: dict[str, Any],
+    user_ids: Sequence[int],
+    warmup: int,
+    k: int,
+    controller_json: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Runs the measurement (see the module doc) on the running event loop."""
+    """Runs the measurement (see the module doc) on the running event loop.
+
+    `controller_json` changes the Controller's `user_config` (e.g. the candidate counts).
+    """
     from benchmarks.monolith import start_pipeline
+    from deployments.config import ControllerConfig
     from deployments.request import RecommendRequest
 
     recorder = Recorder()
     pipeline = await start_pipeline(config_path, args_json, wrap=recorder.wrap, with_metrics=True)
+    if controller_json:
+        current = pipeline.service.config.model_dump()
+        changed = ControllerConfig.model_validate(merged(current, controller_json))
+        pipeline.service.configure(changed)
     for user_id in list(user_ids)[:warmup]:
         await pipeline.service.recommend(RecommendRequest(user_id, k))
     recorder.recording = True
@@ -136,6 +160,7 @@ async def measure(
     return {
         "requests": len(latencies),
         "k": k,
+        "controller": controller_json or {},
         "recommend": percentiles(latencies),
         "stage_calls": {name: percentiles(values) for name, values in sorted(alone.items())},
     }
@@ -149,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=__doc__)
     parser.add_argument("--config", type=Path, default=SERVE_CONFIG)
     parser.add_argument("--args-json", default="{}", help="overrides of the app's args")
+    parser.add_argument(
+        "--controller-json", default="{}", help="changes to the Controller's user_config"
+    )
     parser.add_argument("--users-file", type=Path, required=True, help="JSON list of user ids")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
@@ -157,8 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         overrides = json.loads(args.args_json)
-        if not isinstance(overrides, dict):
-            raise ValueError("--args-json must be a JSON object")
+        controller = json.loads(args.controller_json)
+        if not isinstance(overrides, dict) or not isinstance(controller, dict):
+            raise ValueError("--args-json and --controller-json must be JSON objects")
         if args.requests < 1 or args.warmup < 0 or args.k < 1:
             raise ValueError("need --requests >= 1, --warmup >= 0, --k >= 1")
         users = [int(u) for u in json.loads(args.users_file.read_text())]
@@ -166,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"{args.users_file} lists no users")
         chosen = [users[i % len(users)] for i in range(args.requests)]
         with _event_loop_runner() as runner:
-            result = runner.run(measure(args.config, overrides, chosen, args.warmup, args.k))
+            result = runner.run(
+                measure(args.config, overrides, chosen, args.warmup, args.k, controller)
+            )
     except (StackError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
