@@ -36,7 +36,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,14 @@ def paired_delta(
     return {"delta": float(diff.mean()), "se": float(means.std(ddof=1))}
 
 
-def study(variant: str, artifacts_dir: Path, retrain: Sequence[str]) -> dict[str, Any]:
-    """Runs the measurements (see the module doc) and returns the record."""
+def study(
+    variant: str,
+    artifacts_dir: Path,
+    retrain: Sequence[str],
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Runs the measurements (see the module doc) and returns the record; `on_progress`
+    gets the record so far after the served options and after each retrained one."""
     import pandas as pd
 
     from models.data import load_dataset, stratified_split
@@ -154,6 +160,10 @@ def study(variant: str, artifacts_dir: Path, retrain: Sequence[str]) -> dict[str
                 served[name]["vs_reference"] = paired_delta(per_user[REFERENCE], per_user[name])
             record["served"] = served
         retrained: dict[str, Any] = {}
+        record["retrained"] = retrained
+        record["chosen"], record["noise_bound"] = choose(record)
+        if on_progress is not None:
+            on_progress(record)
         for name in retrain:
             changes = {} if name == SEED_OPTION else options()[name]
             config = base.replace(candidates=dict(changes))
@@ -165,8 +175,9 @@ def study(variant: str, artifacts_dir: Path, retrain: Sequence[str]) -> dict[str
             figures["build_seconds"] = setup.build_metrics.get("seconds")
             retrained[name] = figures
             log.info("retrained %s: %s", name, figures)
-        record["retrained"] = retrained
-    record["chosen"], record["noise_bound"] = choose(record)
+            record["chosen"], record["noise_bound"] = choose(record)
+            if on_progress is not None:
+                on_progress(record)
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record
 
@@ -217,8 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("feast", "absl", "tensorflow", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    def save(record: dict[str, Any]) -> None:
+        record["default_is_chosen"] = defaults_are_chosen(record["chosen"])
+        save_study(args.out_dir, args.variant, record)
+
     try:
-        record = study(args.variant, args.artifacts_dir, args.retrain)
+        record = study(args.variant, args.artifacts_dir, args.retrain, save)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 2
