@@ -10,7 +10,9 @@ classes, same artifacts, Redis and rules) and measures, one request at a time:
   flow (stage compute, Redis and Feast reads, merge, rules, response model) without HTTP;
 * `stage_calls`: every stage call those requests made, recorded with its arguments and then
   replayed ALONE, one after the other (e.g. `features.user`, `ranking.rank`), so each is
-  timed without the others overlapping it.
+  timed without the others overlapping it;
+* `cpu`: the same, as this process's CPU time (all threads: the ranker runs in a worker
+  thread) instead of wall time, which moves much less when other processes load the machine.
 
 The distance between the served latency and `recommend` is what HTTP, the proxy and the
 Serve hops cost; `recommend` minus the stage calls is the flow's own Python work.
@@ -115,8 +117,10 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in changes.items():
         old = out.get(key)
-        both = isinstance(old, dict) and isinstance(value, dict)
-        out[key] = merged(old, value) if both else value
+        if isinstance(old, dict) and isinstance(value, dict):
+            out[key] = merged(old, value)
+        else:
+            out[key] = value
     return out
 
 
@@ -145,24 +149,32 @@ async def measure(
     for user_id in list(user_ids)[:warmup]:
         await pipeline.service.recommend(RecommendRequest(user_id, k))
     recorder.recording = True
-    latencies = []
+    latencies, cpu = [], []
     for user_id in user_ids:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         await pipeline.service.recommend(RecommendRequest(user_id, k))
         latencies.append(1000.0 * (time.perf_counter() - started))
+        cpu.append(1000.0 * (time.process_time() - started_cpu))
     recorder.recording = False
 
     alone: dict[str, list[float]] = defaultdict(list)
+    alone_cpu: dict[str, list[float]] = defaultdict(list)
     for label, call in recorder.calls:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         await call()
         alone[label].append(1000.0 * (time.perf_counter() - started))
+        alone_cpu[label].append(1000.0 * (time.process_time() - started_cpu))
     return {
         "requests": len(latencies),
         "k": k,
         "controller": controller_json or {},
         "recommend": percentiles(latencies),
         "stage_calls": {name: percentiles(values) for name, values in sorted(alone.items())},
+        "cpu": {
+            "what": "CPU time of this process (all its threads) per call, ms",
+            "recommend": percentiles(cpu),
+            "stage_calls": {name: percentiles(v) for name, v in sorted(alone_cpu.items())},
+        },
     }
 
 
