@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from feast import FeatureService, FeatureStore
 from feast.errors import FeatureServiceNotFoundException
+from feast.infra.registry.base_registry import BaseRegistry
 from feast.online_response import OnlineResponse
 
 from models.features.store import (
@@ -83,6 +84,8 @@ class OnlineFeatures:
 
     _shared: ClassVar[dict[tuple[str, str, str], OnlineFeatures]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+    _registries: ClassVar[dict[tuple[str, str], BaseRegistry]] = {}
+    _registries_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -98,6 +101,10 @@ class OnlineFeatures:
         self.user_refs = [r for r in ranker if keys_of[r.split(":", 1)[0]] == ("user_id",)]
         self.movie_refs = [r for r in ranker if keys_of[r.split(":", 1)[0]] == ("movie_id",)]
         self.history_refs = feature_refs(store, controller_service)
+        self.seed_refs = [
+            r for r in self.history_refs if r.split(":", 1)[1] in (LIKED_MOVIE_IDS, SEEN_MOVIE_IDS)
+        ]
+        """The liked and seen lists alone: what the content and retrieval sources read."""
         self.user_names = [ref.split(":", 1)[1] for ref in self.user_refs]
         if len(self.user_refs) + len(self.movie_refs) != len(ranker):
             raise ValueError(f"{ranker_service} has views keyed by neither user nor movie")
@@ -122,11 +129,37 @@ class OnlineFeatures:
         project: str = DEFAULT_PROJECT,
         **kwargs: Any,
     ) -> OnlineFeatures:
-        """A new reader on the registry at `registry_path` and the Redis at `redis_url`."""
+        """A new reader on the registry at `registry_path` and the Redis at `redis_url`.
+
+        Readers of one registry file and project in a process share Feast's registry
+        object (`_share_registry`); each keeps its own online store and Redis clients.
+        """
         store = open_store(
             redis_url, registry_path=registry_path, project=project, overrides=READER_OVERRIDES
         )
+        cls._share_registry(store, registry_path, project)
         return cls(store, **kwargs)
+
+    @classmethod
+    def _share_registry(cls, store: FeatureStore, registry_path: Path | str, project: str) -> None:
+        """Gives `store` this process's registry object for the file and project.
+
+        Feast caches each read's resolved request (views, entity maps) in ONE process-wide
+        cache, cleared whenever the registry it is asked through differs in its load time
+        from the previous call's. Several stores in one process (the single-process
+        baseline, the floor benchmark: the Features, Content, Retrieval and Ranking
+        stages' readers) would clear it on every alternation and resolve every read
+        again. A registry is a read-only, file-backed cache (re-read when the file's mtime
+        changes), holding no connection or event loop, so sharing it is safe where sharing
+        a whole store (its async Redis client) is not.
+        """
+        key = (str(Path(registry_path).absolute()), project)
+        with cls._registries_lock:  # not `_shared_lock`: `shared` holds it around `open`
+            registry = cls._registries.get(key)
+            if registry is None:
+                cls._registries[key] = store.registry
+            else:
+                store._registry = registry
 
     @classmethod
     def shared(
@@ -198,7 +231,7 @@ class OnlineFeatures:
         """The user's (liked, seen) movies on Feast's async path: liked best rated first (the
         content seeds), seen every rated movie; both empty for an unknown user."""
         response = await self.store.get_online_features_async(
-            self.history_refs, {"user_id": [int(user_id)]}
+            self.seed_refs, {"user_id": [int(user_id)]}
         )
         row = {k: v[0] for k, v in response_columns(response, skip=("user_id",)).items()}
         return _history(row)

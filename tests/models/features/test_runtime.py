@@ -123,3 +123,21 @@ def test_user_history_async(fresh: OnlineFeatures):
         _, _, _, liked, seen = _tiny.USER_AT[user][S2]
         assert history == (tuple(liked), frozenset(seen))
     assert histories[3] == ((), frozenset())
+
+
+def test_readers_of_one_registry_share_it_and_keep_feasts_request_cache(
+    redis_url: str, built: Path
+):
+    """Two readers in one process (the monolith's stages) alternate reads without clearing
+    Feast's process-wide request cache: it is keyed by the registry's load time, so a
+    second registry object would clear it on every alternation."""
+    from feast import utils as feast_utils
+
+    a = OnlineFeatures.open(redis_url, built / "registry.db")
+    b = OnlineFeatures.open(redis_url, str(built / "registry.db"))
+    assert a.store is not b.store and a.store.registry is b.store.registry
+    assert a.get_user_features(1) == b.get_user_features(1)
+    b.get_user_history(1)
+    a.get_user_features(2)
+    resolved = {key[0] for key in feast_utils._feature_resolution_cache}
+    assert {tuple(a.user_refs), tuple(a.history_refs)} <= resolved
