@@ -233,13 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         record["default_is_chosen"] = defaults_are_chosen(record["chosen"])
         save_study(args.out_dir, args.variant, record)
 
-    try:
-        record = study(args.variant, args.artifacts_dir, args.retrain, save)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 2
-    except Exception as exc:  # reported without a traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    from models.evaluation.tuning import reported
+
+    record = reported(lambda: study(args.variant, args.artifacts_dir, args.retrain, save))
+    if record is None:
         return 2
     record["default_is_chosen"] = defaults_are_chosen(record["chosen"])
     path = save_study(args.out_dir, args.variant, record)

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -308,16 +308,26 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(record, indent=2, default=_plain) + "\n")
         os.replace(tmp, path)
 
-    try:
-        save(tune(args.variant, args.artifacts_dir, tuple(args.studies), save))
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    record = reported(lambda: tune(args.variant, args.artifacts_dir, tuple(args.studies), save))
+    if record is None:
         return 2
-    except Exception as exc:  # reported without a traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    save(record)
     print(f"wrote {path}")
     return 0
+
+
+T = TypeVar("T")
+
+
+def reported(work: Callable[[], T]) -> T | None:
+    """`work()`, or None after printing `error: ...` on stderr (no traceback)."""
+    try:
+        return work()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+    except Exception as exc:  # reported without a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return None
 
 
 def _plain(value: Any) -> Any:
