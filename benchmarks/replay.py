@@ -71,6 +71,7 @@ from benchmarks.replay_protocol import (
 )
 from benchmarks.replay_report import markdown_table
 from benchmarks.stack import (
+    RELAXED_TIMEOUTS,
     SERVE_CONFIG,
     ServeConfig,
     StackError,
@@ -86,16 +87,7 @@ RUN_ID = uuid.uuid4().hex[:12]
 """Names this process's events (`event_id`s)."""
 README_BEGIN = "<!-- bench-replay:begin (python -m benchmarks.replay --render-only) -->"
 README_END = "<!-- bench-replay:end -->"
-QUALITY_TIMEOUTS = {
-    "total": 5.0,
-    "retrieval": 1.0,
-    "features": 1.0,
-    "content": 1.0,
-    "ranking": 2.0,
-    "similar": 2.0,
-}
-"""The Controller's deadlines for this run: a busy 2-core machine should not turn a slow
-moment into a fallback list that measures the machine instead of the loop."""
+QUALITY_TIMEOUTS = RELAXED_TIMEOUTS
 
 
 class ReplayError(RuntimeError):

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from benchmarks.stack import deploy_raw, free_port, serve_mode_env
+from benchmarks.stack import RELAXED_TIMEOUTS, deploy_raw, free_port, serve_mode_env
 from movierec.netguard import guarding_this_process
 from movierec.redis_server import embedded_redis, save_snapshot
 from movierec.redis_server import start as start_redis
@@ -81,19 +81,6 @@ def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
             _merge(target.setdefault(key, {}), value)
         else:
             target[key] = value
-
-
-RELAXED_TIMEOUTS: dict[str, float] = {
-    "total": 5.0,
-    "retrieval": 1.0,
-    "features": 1.0,
-    "content": 1.0,
-    "ranking": 2.0,
-    "similar": 2.0,
-}
-"""The Controller's stage deadlines for tests that check answers, not speed: on a shared
-2-core machine the production budget (150 ms) turns a slow moment into a fallback. The budget
-itself is exercised by test_resilience_e2e.py."""
 
 
 @contextlib.contextmanager
