@@ -90,7 +90,10 @@ class Retrieval:
         `max_n`): the user's top-`n` movies by model score, seen ones included (clipped to
         the exported K), and the top-`itemcf_n` unseen movies of the item-to-item source
         (empty when the artifacts tree has no such source). A user the models do not know is
-        answered from their online history (`_unknown_user`).
+        answered from their online history: the two-tower query from their liked movies, the
+        item-to-item scores from every movie they rated or watched (the model's answer
+        without such history); `itemcf_history: online` scores known users' item-to-item
+        lists from it too.
 
         Both queries run on the replica's event loop: one user's top-K takes about a
         millisecond and the item-to-item row product microseconds, less than handing them to
@@ -102,31 +105,19 @@ class Retrieval:
         await self._faults.apply("candidates")
         runtime = await self._model.get()
         n, itemcf_n = (min(int(v), self._settings.max_n) for v in (n, itemcf_n))
-        if len(runtime.users) and user_id not in runtime.users and (n > 0 or itemcf_n > 0):
-            return await self._unknown_user(runtime, user_id, n, itemcf_n)
-        top = runtime.candidates(user_id, n)
-        if self._settings.itemcf_history == "online" and runtime.itemcf is not None:
-            _, seen = await self._online_history(user_id) if itemcf_n > 0 else ((), frozenset())
-            if seen:
-                return RetrievalCandidates(top, runtime.itemcf.from_history(seen, itemcf_n))
-        return RetrievalCandidates(top, runtime.related(user_id, itemcf_n))
-
-    async def _unknown_user(
-        self, runtime: RetrievalRuntime, user_id: int, n: int, itemcf_n: int
-    ) -> RetrievalCandidates:
-        """Both lists of a user the models do not know, from what they posted as events: the
-        two-tower query from their liked movies, the item-to-item scores from every movie they
-        rated or watched; the model's answer (out-of-vocabulary) without such history."""
-        liked, seen = await self._online_history(user_id)
-        if liked and runtime.liked is not None and n > 0:
+        unknown = bool(len(runtime.users)) and user_id not in runtime.users
+        online_itemcf = unknown or self._settings.itemcf_history == "online"
+        reads = (unknown and n > 0) or (
+            online_itemcf and itemcf_n > 0 and runtime.itemcf is not None
+        )
+        liked, seen = await self._online_history(user_id) if reads else ((), frozenset())
+        if unknown and liked and runtime.liked is not None and n > 0:
             top = runtime.liked.candidates(liked, min(n, runtime.k))
         else:
             top = runtime.candidates(user_id, n)
-        if runtime.itemcf is not None and seen:
-            related = runtime.itemcf.from_history(seen, itemcf_n)
-        else:
-            related = runtime.related(user_id, itemcf_n)
-        return RetrievalCandidates(top, related)
+        if seen and runtime.itemcf is not None:
+            return RetrievalCandidates(top, runtime.itemcf.from_history(seen, itemcf_n))
+        return RetrievalCandidates(top, runtime.related(user_id, itemcf_n))
 
     async def _online_history(self, user_id: int) -> tuple[tuple[int, ...], frozenset[int]]:
         """A user's (liked, seen) movies from the online store (posted as events: README
@@ -137,7 +128,7 @@ class Retrieval:
             async with self._history.use() as reader:
                 return await reader.user_history_async(user_id)
         except Exception as exc:
-            logger.debug("history of an unknown user not read: %s", describe(exc))
+            logger.debug("online history of user %d not read: %s", user_id, describe(exc))
             return (), frozenset()
 
     async def health(self) -> dict[str, Any]:

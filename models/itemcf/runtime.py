@@ -130,7 +130,7 @@ class ItemCFRuntime:
         ids = np.fromiter((int(m) for m in movie_ids), dtype=np.int64)
         at = np.searchsorted(self.movie_ids, ids)
         at = np.clip(at, 0, max(len(self.movie_ids) - 1, 0))
-        return np.unique(at[self.movie_ids[at] == ids]) if len(ids) else at
+        return np.unique(at[self.movie_ids[at] == ids])
 
     def _unseen_top(
         self, user_scores: np.ndarray, seen: np.ndarray, n: int

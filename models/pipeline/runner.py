@@ -140,7 +140,7 @@ def run_steps(
             manifest.steps[step.name] = record
             if on_step:
                 on_step(step.name, status)
-        if previous is not None and not built and _same_build(manifest, previous, steps):
+        if previous is not None and not built and asdict(manifest) == asdict(previous):
             # Nothing changed: the live tree (and its build id) stays, so a publish or a
             # replica sees the same build, not a copy of it under a new id.
             shutil.rmtree(staging, ignore_errors=True)
@@ -151,12 +151,6 @@ def run_steps(
         raise
     _swap(staging, target_dir)
     return manifest
-
-
-def _same_build(new: Manifest, previous: Manifest, steps: Sequence[Step]) -> bool:
-    """True if `new` describes exactly the previous build (same steps, data and versions)."""
-    same_steps = sorted(previous.steps) == sorted(step.name for step in steps)
-    return same_steps and {**asdict(new), "steps": {}} == {**asdict(previous), "steps": {}}
 
 
 def _reuse(
