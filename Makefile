@@ -23,6 +23,7 @@ BENCH_ARGS ?=
 EVAL_SERVED_ARGS ?=
 BENCH_EVENTS_ARGS ?=
 BENCH_REPLAY_ARGS ?=
+BENCH_HOP_ARGS ?=
 # ScaNN lives in its own venv: next to TensorFlow 2.21 it breaks `import tensorflow_recommenders`
 # (see benchmarks/scalebench/scann_worker.py). Only the scale benchmark uses it.
 SCANN_VENV ?= .venv-scann
@@ -33,7 +34,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RAY_DASHBOARD_HOST := 127.0.0.1
 
-.PHONY: help install data artifacts eval tune eval-served bench bench-events bench-replay bench-scale scann-venv run serve \
+.PHONY: help install data artifacts eval tune eval-served bench bench-hop bench-events bench-replay bench-scale scann-venv run serve \
         stop redis-start redis-stop s3-start s3-env s3-stop test test-unit lint format monitor \
         prometheus nftables clean
 
@@ -75,6 +76,9 @@ bench: $(STAMP) nftables ## Load benchmark: Serve app vs single-process monolith
 	$(BIN)/python -m movierec.redis_server start
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
 	$(BIN)/python -m benchmarks.load --variant $(DATASET) --mode $(MODE) --readme README.md $(BENCH_ARGS)
+
+bench-hop: $(STAMP) nftables ## The composition's own price: CPU and latency of one DeploymentHandle call and of HTTP into a Serve ingress, no work behind them -> benchmarks/results/hop.json.
+	$(BIN)/python -m benchmarks.hop --out benchmarks/results/hop.json $(BENCH_HOP_ARGS)
 
 bench-events: $(STAMP) nftables ## Event ingestion (POST /events) at concurrency 1/4/16, 1 and 50 events/request, GET latency meanwhile -> benchmarks/results/events.json + .png, README table.
 	$(BIN)/python -m movierec.redis_server start

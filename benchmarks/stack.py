@@ -119,12 +119,21 @@ class ServeConfig:
         return ServeConfig(raw, self.path)
 
 
+INGRESS_DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
+
+
 @contextlib.contextmanager
 def serve_mode_env(extra: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
     """The environment of a throwaway Ray instance in this process, set in `os.environ` for
     the duration (restored after): the Serve mode of `deployments.serve_env` (as `make serve`
     gives `ray start`), HAProxy's stats and metrics on free ports and its files (admin socket)
-    in a private temporary directory, plus `extra`."""
+    in a private temporary directory, no drain period for ingress replicas, plus `extra`.
+
+    The drain period: with direct ingress, an ingress replica that stops keeps answering for
+    at least `RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S` (Ray's default 30 s), so that an
+    external load balancer can take it out first, and `serve.shutdown()` waits for it (30 s
+    per throwaway instance, then a timeout warning). Nothing outside balances to a throwaway
+    instance, so it is 0 here; `make serve` keeps Ray's default."""
     from deployments.serve_env import haproxy_paths, haproxy_ports, serve_env
 
     ray_env = serve_env()
@@ -132,6 +141,7 @@ def serve_mode_env(extra: Mapping[str, str] | None = None) -> Iterator[dict[str,
     if ray_env:
         ray_env.update(haproxy_ports(free_port(), free_port()))
         ray_env.update(haproxy_paths(private))
+        ray_env[INGRESS_DRAIN_ENV] = "0"
     ray_env.update(extra or {})
     saved = {name: os.environ.get(name) for name in ray_env}
     os.environ.update(ray_env)
@@ -208,8 +218,9 @@ def deploy(config: ServeConfig, timeout: float = 600.0) -> None:
     deploy_raw(config.raw, timeout)
 
 
-def deploy_raw(raw: dict[str, Any], timeout: float = 600.0) -> None:
-    """`deploy` for a config held as a plain dict (`serve_config.yaml` as parsed).
+def deploy_raw(raw: dict[str, Any], timeout: float = 600.0, app: str = APP_NAME) -> None:
+    """`deploy` for a config held as a plain dict (`serve_config.yaml` as parsed), whose
+    application `app` is waited for.
 
     Waits 1 s before polling, so a redeploy is not mistaken for done by the previous
     config's RUNNING status.
@@ -229,13 +240,13 @@ def deploy_raw(raw: dict[str, Any], timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     time.sleep(1.0)
     while True:
-        status = serve.status().applications.get(APP_NAME)
+        status = serve.status().applications.get(app)
         if status is not None and status.status == "RUNNING":
             return
         if status is not None and status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
-            raise StackError(f"{APP_NAME} {status.status}: {status.message[-2000:]}")
+            raise StackError(f"{app} {status.status}: {status.message[-2000:]}")
         if time.monotonic() > deadline:
-            raise StackError(f"{APP_NAME} not RUNNING after {timeout:g} s: {status}")
+            raise StackError(f"{app} not RUNNING after {timeout:g} s: {status}")
         time.sleep(0.5)
 
 
@@ -266,11 +277,6 @@ def serve_in_process(
     Yields:
         The app's base URL (http://127.0.0.1:<port>).
     """
-    import ray
-    from ray import serve
-
-    from movierec.netguard import guarding_this_process
-
     port = port or free_port()
     # The benchmark's events never reach a build: the offline copy of its event log goes to
     # a private directory (removed after), not the tree's `<run_dir>/events/<namespace>`.
@@ -278,8 +284,34 @@ def serve_in_process(
     deployed = config.with_overrides(port=port).with_user_config(
         "Events", offline_dir=str(bench_events)
     )
-    with contextlib.ExitStack() as cleanup, serve_mode_env(env), guarding_this_process():
+    with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, bench_events, ignore_errors=True)
+        cleanup.enter_context(private_ray(num_cpus=num_cpus, env=env))
+        deploy(deployed, timeout)
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, timeout)
+        yield url
+
+
+@contextlib.contextmanager
+def private_ray(
+    *, num_cpus: int | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """A private Ray instance started by this process (Serve and Ray shut down after).
+
+    Ray's processes get `serve_mode_env(env)`, and the loopback guard when it can be applied
+    (`movierec.netguard`); no dashboard.
+
+    Args:
+        num_cpus: CPUs Ray may schedule (default: the machine's).
+        env: More environment variables for Ray's processes.
+    """
+    import ray
+    from ray import serve
+
+    from movierec.netguard import guarding_this_process
+
+    with serve_mode_env(env), guarding_this_process():
         ray.init(
             address="local",
             num_cpus=num_cpus or os.cpu_count() or 2,
@@ -289,10 +321,7 @@ def serve_in_process(
             _node_ip_address="127.0.0.1",
         )
         try:
-            deploy(deployed, timeout)
-            url = f"http://127.0.0.1:{port}"
-            wait_healthy(url, timeout)
-            yield url
+            yield
         finally:
             with contextlib.suppress(Exception):
                 serve.shutdown()
