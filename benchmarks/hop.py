@@ -24,10 +24,10 @@ HTTP, so `4 x handle call + (HTTP in Serve - HTTP in uvicorn)` is the least CPU 
 composition can add to the pipeline in this Serve mode, whatever the stages compute.
 
 Output (JSON): {"benchmark", "created", "commit", "machine", "load_average", "setup" (with
-the handle's "handle_transport": "gRPC" in this Serve mode), "handle_calls": {method:
-{"calls", "caller_cpu_ms", "callee_cpu_ms", "cpu_ms", "p50_ms", "p99_ms"}}, "http":
-{"serve" | "uvicorn": {"requests", "cpu_ms", "cpu_ms_by_process", "p50_ms", "p99_ms"}},
-"composition": {"stage_calls_per_request", "cpu_ms", "p50_ms"}}.
+the handle's "handle_transport", "gRPC" in this Serve mode, and the `--env` given),
+"handle_calls": {method: {"calls", "caller_cpu_ms", "callee_cpu_ms", "cpu_ms", "p50_ms",
+"p99_ms"}}, "http": {"serve" | "uvicorn": {"requests", "cpu_ms", "cpu_ms_by_process",
+"p50_ms", "p99_ms"}}, "composition": {"stage_calls_per_request", "cpu_ms", "p50_ms"}}.
 """
 
 from __future__ import annotations
@@ -349,13 +349,16 @@ def hop_config(port: int) -> dict[str, Any]:
     }
 
 
-def run(calls: int, requests: int, warmup: int, idle_s: float) -> dict[str, Any]:
-    """Deploys the hop app on a private Ray instance and measures both; the JSON payload."""
+def run(
+    calls: int, requests: int, warmup: int, idle_s: float, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Deploys the hop app on a private Ray instance (its processes get `env` on top of the
+    Serve mode) and measures both; the JSON payload."""
     import json
 
     started = load_average()
     port = free_port()
-    with private_ray():
+    with private_ray(env=env):
         deploy_raw(hop_config(port), app=APP)
         wait_answering(port)
         client = Client(port)
@@ -391,6 +394,7 @@ def run(calls: int, requests: int, warmup: int, idle_s: float) -> dict[str, Any]
             "warmup": warmup,
             "idle_s": idle_s,
             "handle_transport": transport,
+            "env": dict(env or {}),
         },
         "handle_calls": handle_calls,
         "http": {"serve": serve_http, "uvicorn": plain_http},
@@ -408,12 +412,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="HTTP requests per system")
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls/requests first")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for Ray's processes (a Serve knob to compare); repeatable",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hop.json"))
     args = parser.parse_args(argv)
     if min(args.calls, args.requests) < 1 or args.warmup < 0 or args.idle < 0:
         parser.error("--calls and --requests must be >= 1, --warmup and --idle >= 0")
+    env = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not name or not sep:
+            parser.error(f"--env takes NAME=VALUE, not {item!r}")
+        env[name] = value
     try:
-        payload = run(args.calls, args.requests, args.warmup, args.idle)
+        payload = run(args.calls, args.requests, args.warmup, args.idle, env)
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -29,19 +29,26 @@ def test_config_deploys_the_builder_by_import_path() -> None:
     assert (module, name) == ("benchmarks.hop", "build_app") and callable(hop.build_app)
 
 
-def test_main_refuses_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "named"), [(["--calls", "0"], "--calls"), (["--env", "NOVALUE"], "NOVALUE")]
+)
+def test_main_refuses_bad_arguments(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
-        hop.main(["--calls", "0"])
-    assert "--calls" in capsys.readouterr().err
+        hop.main(argv)
+    assert named in capsys.readouterr().err
 
 
 @pytest.mark.integration
 def test_tiny_run_writes_every_key(tmp_path: Path) -> None:
     out = tmp_path / "hop.json"
-    assert hop.main(["--calls", "20", "--requests", "20", "--warmup", "5", "--idle", "0.5",
-                     "--out", str(out)]) == 0  # fmt: skip
+    knob = "RAY_SERVE_QUEUE_LENGTH_CACHE_TIMEOUT_S=10"  # Ray's default, passed through
+    argv = ["--calls", "20", "--requests", "20", "--warmup", "5", "--idle", "0.5"]
+    assert hop.main([*argv, "--env", knob, "--out", str(out)]) == 0
     payload = json.loads(out.read_text())
     assert payload["setup"]["handle_transport"] == "gRPC"  # the cluster's Serve mode
+    assert payload["setup"]["env"] == {"RAY_SERVE_QUEUE_LENGTH_CACHE_TIMEOUT_S": "10"}
     assert set(payload["handle_calls"]) == set(hop.METHODS)
     for row in payload["handle_calls"].values():
         assert row["calls"] == 20 and row["p50_ms"] > 0
