@@ -26,8 +26,10 @@ composition can add to the pipeline in this Serve mode, whatever the stages comp
 Output (JSON): {"benchmark", "created", "commit", "machine", "load_average", "setup" (with
 the handle's "handle_transport", "gRPC" in this Serve mode, and the `--env` given),
 "handle_calls": {method: {"calls", "caller_cpu_ms", "callee_cpu_ms", "cpu_ms", "p50_ms",
-"p99_ms"}}, "http": {"serve" | "uvicorn": {"requests", "cpu_ms", "cpu_ms_by_process",
-"p50_ms", "p99_ms"}}, "composition": {"stage_calls_per_request", "cpu_ms", "p50_ms"}}.
+"p99_ms"}}, "serialization": {method: {"bytes", "dumps_us", "loads_us"}} (the argument of
+`noop` and `rank`, the result of `retrieval`), "http": {"serve" | "uvicorn": {"requests",
+"cpu_ms", "cpu_ms_by_process", "p50_ms", "p99_ms"}}, "composition":
+{"stage_calls_per_request", "cpu_ms", "p50_ms"}}.
 """
 
 from __future__ import annotations
@@ -49,11 +51,19 @@ from benchmarks.common import (
     git_commit,
     load_average,
     machine_info,
+    machine_summary,
     percentiles,
     utc_now,
     write_json,
 )
-from benchmarks.stack import StackError, deploy_raw, free_port, private_ray
+from benchmarks.stack import (
+    StackError,
+    add_readme_arguments,
+    deploy_raw,
+    free_port,
+    private_ray,
+    render_readme,
+)
 from movierec.payloads import RankQuery, RetrievalCandidates, ScoredMovies
 
 APP = "hop"
@@ -64,6 +74,13 @@ ranking (`deployments.service`)."""
 RANKED = 350
 RANK_COLUMNS = 13
 """`merged_score` plus score, rank and membership of four sources (`RankQuery.candidates`)."""
+README_BEGIN = "<!-- hop-table:begin (python -m benchmarks.hop --render-only) -->"
+README_END = "<!-- hop-table:end -->"
+METHOD_LABELS = {
+    "noop": "`noop`: an int in, None out",
+    "retrieval": "`retrieval`: an int in, 200 + 100 movies out",
+    "rank": "`rank`: 350 candidates (13 columns) in, 350 scores out",
+}
 
 
 def retrieval_payload(n: int = 200, itemcf_n: int = 100) -> RetrievalCandidates:
@@ -85,6 +102,29 @@ def rank_payload(n: int = RANKED) -> RankQuery:
         movie_ids=rng.permutation(1682)[:n].astype(np.int64),
         candidates={f"column_{i}": rng.random(n) for i in range(RANK_COLUMNS)},
     )
+
+
+def serialization_costs(repeat: int = 2000) -> dict[str, dict[str, float]]:
+    """Per payload: its size and the CPU microseconds of one cloudpickle dumps and loads (what
+    Serve's gRPC handles do to arguments and results by default), in this process."""
+    from ray import cloudpickle
+
+    payloads = {"noop": 1, "retrieval": retrieval_payload(), "rank": rank_payload()}
+    out = {}
+    for name, payload in payloads.items():
+        start = time.process_time()
+        for _ in range(repeat):
+            data = cloudpickle.dumps(payload)
+        dumped = time.process_time()
+        for _ in range(repeat):
+            cloudpickle.loads(data)
+        loaded = time.process_time()
+        out[name] = {
+            "bytes": len(data),
+            "dumps_us": 1e6 * (dumped - start) / repeat,
+            "loads_us": 1e6 * (loaded - dumped) / repeat,
+        }
+    return out
 
 
 def build_app(args: Mapping[str, Any] | None = None) -> Any:
@@ -397,6 +437,7 @@ def run(
             "env": dict(env or {}),
         },
         "handle_calls": handle_calls,
+        "serialization": serialization_costs(),
         "http": {"serve": serve_http, "uvicorn": plain_http},
         "composition": {
             "stage_calls_per_request": STAGE_CALLS_PER_REQUEST,
@@ -404,6 +445,58 @@ def run(
             "p50_ms": calls_p50 + serve_http["p50_ms"] - plain_http["p50_ms"],
         },
     }
+
+
+def markdown_table(report: Mapping[str, Any]) -> str:
+    """The README block: setup line, handle calls, serialization, HTTP, the composition floor."""
+    load = report["load_average"]
+    lines = [
+        f"Run {report['created']} on {machine_summary(report['machine'])}, commit "
+        f"`{(report.get('commit') or '?')[:7]}`; 1-min load average {load['start'][0]} at the "
+        f"start, {load['end'][0]} at the end. One call or request at a time, "
+        f"{report['setup']['calls']} calls per method and {report['setup']['requests']} "
+        f"requests per system after {report['setup']['warmup']} untimed; handles over "
+        f"{report['setup']['handle_transport']}; CPU of the named processes, idle subtracted.",
+        "",
+        "| one DeploymentHandle call | caller CPU ms | callee CPU ms | CPU ms | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, row in report["handle_calls"].items():
+        lines.append(
+            f"| {METHOD_LABELS.get(method, method)} | {row['caller_cpu_ms']:.2f} | "
+            f"{row['callee_cpu_ms']:.2f} | {row['cpu_ms']:.2f} | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        "| payload, cloudpickle (in process) | bytes | dumps µs | loads µs |",
+        "|---|---|---|---|",
+    ]
+    for method, row in report["serialization"].items():
+        lines.append(
+            f"| {METHOD_LABELS.get(method, method)} | {row['bytes']} | {row['dumps_us']:.0f} | "
+            f"{row['loads_us']:.0f} |"
+        )
+    lines += [
+        "",
+        "| one `GET /noop` (keep-alive) | server CPU ms | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    for system, label in (("serve", "HAProxy + Serve ingress replica"), ("uvicorn", "uvicorn")):
+        row = report["http"][system]
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in row["cpu_ms_by_process"].items())
+        lines.append(
+            f"| {label} | {row['cpu_ms']:.2f} ({parts}) | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} |"
+        )
+    floor = report["composition"]
+    lines += [
+        "",
+        f"Composition floor per answer (3 list-answering calls + 1 ranking call + HTTP in Serve "
+        f"instead of uvicorn): **{floor['cpu_ms']:.1f} ms of CPU**, {floor['p50_ms']:.1f} ms of "
+        "latency on the critical path at p50 (counting the three parallel calls as one).",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -420,7 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an environment variable for Ray's processes (a Serve knob to compare); repeatable",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hop.json"))
+    add_readme_arguments(parser, "hop table")
     args = parser.parse_args(argv)
+    if args.render_only:
+        return render(args.out, args.readme or Path("README.md"))
     if min(args.calls, args.requests) < 1 or args.warmup < 0 or args.idle < 0:
         parser.error("--calls and --requests must be >= 1, --warmup and --idle >= 0")
     env = {}
@@ -443,7 +539,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     c = payload["composition"]
     print(f"composition floor: {c['cpu_ms']:.2f} ms CPU, {c['p50_ms']:.2f} ms p50 per request")
     print(f"wrote {args.out}")
-    return 0
+    return 0 if args.readme is None else render(args.out, args.readme)
+
+
+def render(json_path: Path, readme: Path) -> int:
+    """Regenerates the README's hop table from `json_path`; returns the exit status."""
+    return render_readme(json_path, readme, README_BEGIN, README_END, markdown_table, "hop table")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ def test_tiny_run_writes_every_key(tmp_path: Path) -> None:
     for row in payload["handle_calls"].values():
         assert row["calls"] == 20 and row["p50_ms"] > 0
         assert row["cpu_ms"] == pytest.approx(row["caller_cpu_ms"] + row["callee_cpu_ms"])
+    assert set(payload["serialization"]) == set(hop.METHODS)
+    assert payload["serialization"]["rank"]["bytes"] > payload["serialization"]["noop"]["bytes"]
     assert set(payload["http"]) == {"serve", "uvicorn"}
     assert set(payload["http"]["serve"]["cpu_ms_by_process"]) == {"ingress replica", "haproxy"}
     calls = payload["handle_calls"]
@@ -64,3 +66,5 @@ def test_tiny_run_writes_every_key(tmp_path: Path) -> None:
         - http["uvicorn"]["cpu_ms"]
     )
     assert payload["composition"]["cpu_ms"] == pytest.approx(expected)
+    table = hop.markdown_table(payload)
+    assert "Composition floor" in table and table.count("\n| `") == 6  # 3 calls, 3 payloads
