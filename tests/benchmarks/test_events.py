@@ -76,7 +76,7 @@ def test_the_event_benchmark_writes_every_key(
         concurrency=(1, 2),
         batches=(1, 5),
         warmup_s=0.5,
-        duration_s=2.0,
+        duration_s=1.0,
         users=3,
         out_dir=tmp_path,
         app_args=app_args(run_dir, artifacts),

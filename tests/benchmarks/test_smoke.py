@@ -56,10 +56,10 @@ def test_load_benchmark_writes_every_key(tiny: tuple[Path, TinyArtifacts], tmp_p
     run_dir, artifacts = tiny
     options = LoadOptions(
         concurrency=(1, 2),
-        warmup_s=1.0,
-        duration_s=3.0,
+        warmup_s=0.5,
+        duration_s=1.5,
         floor_requests=20,
-        prime_s=1.0,
+        prime_s=0.5,
         out_dir=tmp_path,
         app_args=app_args(run_dir, artifacts),
         monolith_workers=2,

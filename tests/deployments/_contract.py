@@ -31,7 +31,7 @@ SEED = 7
 
 @dataclass(frozen=True)
 class ContractRun:
-    """One `st run`: its exit code, output and the test-case count it reports."""
+    """One `st run`: its exit code, output and the counts it reports (cases, operations)."""
 
     returncode: int
     output: str
@@ -41,6 +41,23 @@ class ContractRun:
         """Generated test cases (Schemathesis's summary line), 0 when not found."""
         found = re.search(r"(\d+) generated", self.output)
         return int(found.group(1)) if found else 0
+
+    @property
+    def operations(self) -> tuple[int, int, int]:
+        """(selected, total, tested) API operations (Schemathesis's summary), 0s when not found."""
+        selected = re.search(r"Selected: (\d+)/(\d+)", self.output)
+        tested = re.search(r"Tested: (\d+)", self.output)
+        if selected is None or tested is None:
+            return 0, 0, 0
+        return int(selected.group(1)), int(selected.group(2)), int(tested.group(1))
+
+    @property
+    def phases(self) -> set[str]:
+        """The test phases Schemathesis's summary marks passed (e.g. Coverage, Stateful)."""
+        if "Test Phases:" not in self.output:
+            return set()
+        section = self.output.split("Test Phases:", 1)[1].split("Test cases:", 1)[0]
+        return set(re.findall(r"\u2705\s*(\w+)", section))
 
     @property
     def summary(self) -> str:
