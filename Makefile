@@ -77,8 +77,8 @@ bench: $(STAMP) nftables ## Load benchmark: Serve app vs single-process monolith
 	$(BIN)/python -m models.pipeline --variant $(DATASET) --mode $(MODE)
 	$(BIN)/python -m benchmarks.load --variant $(DATASET) --mode $(MODE) --readme README.md $(BENCH_ARGS)
 
-bench-hop: $(STAMP) nftables ## The composition's own price: CPU and latency of one DeploymentHandle call and of HTTP into a Serve ingress, no work behind them -> benchmarks/results/hop.json.
-	$(BIN)/python -m benchmarks.hop --out benchmarks/results/hop.json $(BENCH_HOP_ARGS)
+bench-hop: $(STAMP) nftables ## The composition's own price: CPU and latency of one DeploymentHandle call and of HTTP into a Serve ingress, no work behind them -> benchmarks/results/hop.json, README table.
+	$(BIN)/python -m benchmarks.hop --out benchmarks/results/hop.json --readme README.md $(BENCH_HOP_ARGS)
 
 bench-events: $(STAMP) nftables ## Event ingestion (POST /events) at concurrency 1/4/16, 1 and 50 events/request, GET latency meanwhile -> benchmarks/results/events.json + .png, README table.
 	$(BIN)/python -m movierec.redis_server start

@@ -35,6 +35,7 @@ the handle's "handle_transport", "gRPC" in this Serve mode, and the `--env` give
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import os
@@ -184,12 +185,16 @@ def build_app(args: Mapping[str, Any] | None = None) -> Any:
             }
 
         @api.get("/calls")
-        async def calls(self, method: str, n: int) -> dict[str, list[float]]:
-            if method not in METHODS or not 1 <= n <= 1_000_000:
-                raise HTTPException(422, f"method must be one of {METHODS}, n in [1, 1e6]")
+        async def calls(self, method: str, n: int, gap_ms: float = 0.0) -> dict[str, list[float]]:
+            if method not in METHODS or not 1 <= n <= 1_000_000 or not 0 <= gap_ms <= 1000:
+                raise HTTPException(
+                    422, f"method must be one of {METHODS}, n in [1, 1e6], gap_ms in [0, 1000]"
+                )
             echo, query = self._echo, self._query
             latencies = []
             for i in range(n):
+                if gap_ms:
+                    await asyncio.sleep(gap_ms / 1000.0)
                 start = time.perf_counter()
                 if method == "noop":
                     await echo.noop.remote(i)
@@ -304,11 +309,11 @@ def measure_http(
     port: int, pids: Mapping[str, Sequence[int]], requests: int, warmup: int, idle_s: float
 ) -> dict[str, Any]:
     """`requests` sequential `GET /noop`: server CPU per request (idle subtracted), latency."""
+    meter = Meter(pids, idle_s)  # first: an idle keep-alive connection would be closed
     client = Client(port)
     try:
         for _ in range(warmup):
             client.get("/noop")
-        meter = Meter(pids, idle_s)
         used: dict[str, float] = {}
         latencies = []
         with meter.window(used):
@@ -329,20 +334,26 @@ def measure_http(
 
 
 def measure_calls(
-    port: int, pids: Mapping[str, Sequence[int]], calls: int, warmup: int, idle_s: float
+    port: int,
+    pids: Mapping[str, Sequence[int]],
+    calls: int,
+    warmup: int,
+    idle_s: float,
+    gap_ms: float = 0.0,
 ) -> dict[str, dict[str, Any]]:
-    """Per method: `calls` sequential handle calls from the ingress replica to Echo."""
+    """Per method: `calls` sequential handle calls from the ingress replica to Echo, `gap_ms`
+    apart (0: back to back)."""
     import json
 
+    meter = Meter(pids, idle_s)  # first: an idle keep-alive connection would be closed
     client = Client(port)
     out = {}
     try:
-        meter = Meter(pids, idle_s)
         for method in METHODS:
             client.get(f"/calls?method={method}&n={warmup}")
             used: dict[str, float] = {}
             with meter.window(used):
-                body = client.get(f"/calls?method={method}&n={calls}")
+                body = client.get(f"/calls?method={method}&n={calls}&gap_ms={gap_ms}")
             stats = percentiles(json.loads(body)["latencies_ms"], (50, 99))
             caller, callee = (1000.0 * used[name] / calls for name in ("caller", "callee"))
             out[method] = {
@@ -390,7 +401,12 @@ def hop_config(port: int) -> dict[str, Any]:
 
 
 def run(
-    calls: int, requests: int, warmup: int, idle_s: float, env: Mapping[str, str] | None = None
+    calls: int,
+    requests: int,
+    warmup: int,
+    idle_s: float,
+    env: Mapping[str, str] | None = None,
+    gap_ms: float = 0.0,
 ) -> dict[str, Any]:
     """Deploys the hop app on a private Ray instance (its processes get `env` on top of the
     Serve mode) and measures both; the JSON payload."""
@@ -408,7 +424,12 @@ def run(
             client.close()
         transport = pids["transport"]
         handle_calls = measure_calls(
-            port, {"caller": [pids["ingress"]], "callee": [pids["echo"]]}, calls, warmup, idle_s
+            port,
+            {"caller": [pids["ingress"]], "callee": [pids["echo"]]},
+            calls,
+            warmup,
+            idle_s,
+            gap_ms,
         )
         serve_http = measure_http(
             port, {"ingress replica": [pids["ingress"]], "haproxy": haproxy_pids()},
@@ -435,6 +456,7 @@ def run(
             "idle_s": idle_s,
             "handle_transport": transport,
             "env": dict(env or {}),
+            "gap_ms": gap_ms,
         },
         "handle_calls": handle_calls,
         "serialization": serialization_costs(),
@@ -450,10 +472,12 @@ def run(
 def markdown_table(report: Mapping[str, Any]) -> str:
     """The README block: setup line, handle calls, serialization, HTTP, the composition floor."""
     load = report["load_average"]
+    gap = report["setup"].get("gap_ms", 0.0)
+    spacing = f" (handle calls {gap:g} ms apart)" if gap else " (handle calls back to back)"
     lines = [
         f"Run {report['created']} on {machine_summary(report['machine'])}, commit "
         f"`{(report.get('commit') or '?')[:7]}`; 1-min load average {load['start'][0]} at the "
-        f"start, {load['end'][0]} at the end. One call or request at a time, "
+        f"start, {load['end'][0]} at the end. One call or request at a time{spacing}, "
         f"{report['setup']['calls']} calls per method and {report['setup']['requests']} "
         f"requests per system after {report['setup']['warmup']} untimed; handles over "
         f"{report['setup']['handle_transport']}; CPU of the named processes, idle subtracted.",
@@ -513,12 +537,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an environment variable for Ray's processes (a Serve knob to compare); repeatable",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hop.json"))
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="pause between handle calls (0: back to back; e.g. 30 lets both sides go idle)",
+    )
     add_readme_arguments(parser, "hop table")
     args = parser.parse_args(argv)
     if args.render_only:
         return render(args.out, args.readme or Path("README.md"))
-    if min(args.calls, args.requests) < 1 or args.warmup < 0 or args.idle < 0:
-        parser.error("--calls and --requests must be >= 1, --warmup and --idle >= 0")
+    if min(args.calls, args.requests) < 1 or min(args.warmup, args.idle, args.gap_ms) < 0:
+        parser.error("--calls and --requests must be >= 1, --warmup, --idle, --gap-ms >= 0")
+    if args.gap_ms > 1000:
+        parser.error("--gap-ms must be <= 1000")
     env = {}
     for item in args.env:
         name, sep, value = item.partition("=")
@@ -526,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--env takes NAME=VALUE, not {item!r}")
         env[name] = value
     try:
-        payload = run(args.calls, args.requests, args.warmup, args.idle, env)
+        payload = run(args.calls, args.requests, args.warmup, args.idle, env, args.gap_ms)
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

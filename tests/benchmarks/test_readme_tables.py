@@ -2,7 +2,8 @@
 
 Regenerate them with `python -m benchmarks.load --render-only` and
 `python -m benchmarks.served_quality --render-only` (and `python -m benchmarks.events
---render-only`, `python -m benchmarks.replay --render-only`) after a new run.
+--render-only`, `python -m benchmarks.replay --render-only`, `python -m benchmarks.hop
+--render-only`) after a new run.
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import events, events_report, load_render, replay, replay_report, served_quality
+from benchmarks import (
+    events,
+    events_report,
+    hop,
+    load_render,
+    replay,
+    replay_report,
+    served_quality,
+)
 from benchmarks.common import readme_block
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,3 +48,9 @@ def test_session_replay_table_matches_its_json() -> None:
     report = json.loads((RESULTS / replay.REPLAY_JSON).read_text())
     block = readme_block(ROOT / "README.md", replay.README_BEGIN, replay.README_END)
     assert block == replay_report.markdown_table(report).rstrip()
+
+
+def test_hop_table_matches_its_json() -> None:
+    report = json.loads((RESULTS / "hop.json").read_text())
+    block = readme_block(ROOT / "README.md", hop.README_BEGIN, hop.README_END)
+    assert block == hop.markdown_table(report).rstrip()
