@@ -66,5 +66,10 @@ def test_tiny_run_writes_every_key(tmp_path: Path) -> None:
         - http["uvicorn"]["cpu_ms"]
     )
     assert payload["composition"]["cpu_ms"] == pytest.approx(expected)
+    flow = payload["flow"]
+    assert flow["flows"] == 20 and flow["p50_ms"] > 0
+    assert flow["cpu_ms"] == pytest.approx(flow["caller_cpu_ms"] + flow["callees_cpu_ms"])
+    http_delta = http["serve"]["cpu_ms"] - http["uvicorn"]["cpu_ms"]
+    assert payload["composition"]["flow_cpu_ms"] == pytest.approx(flow["cpu_ms"] + http_delta)
     table = hop.markdown_table(payload)
-    assert "Composition floor" in table and table.count("\n| `") == 6  # 3 calls, 3 payloads
+    assert "three at once" in table and table.count("\n| `") == 6  # 3 calls, 3 payloads
