@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import hop
+from benchmarks import hop, hop_report
 
 
 def test_payloads_have_the_app_sizes() -> None:
@@ -71,5 +71,5 @@ def test_tiny_run_writes_every_key(tmp_path: Path) -> None:
     assert flow["cpu_ms"] == pytest.approx(flow["caller_cpu_ms"] + flow["callees_cpu_ms"])
     http_delta = http["serve"]["cpu_ms"] - http["uvicorn"]["cpu_ms"]
     assert payload["composition"]["flow_cpu_ms"] == pytest.approx(flow["cpu_ms"] + http_delta)
-    table = hop.markdown_table(payload)
+    table = hop_report.markdown_table(payload)
     assert "three at once" in table and table.count("\n| `") == 6  # 3 calls, 3 payloads

@@ -14,7 +14,7 @@ from pathlib import Path
 from benchmarks import (
     events,
     events_report,
-    hop,
+    hop_report,
     load_render,
     replay,
     replay_report,
@@ -52,5 +52,5 @@ def test_session_replay_table_matches_its_json() -> None:
 
 def test_hop_table_matches_its_json() -> None:
     report = json.loads((RESULTS / "hop.json").read_text())
-    block = readme_block(ROOT / "README.md", hop.README_BEGIN, hop.README_END)
-    assert block == hop.markdown_table(report).rstrip()
+    block = readme_block(ROOT / "README.md", hop_report.README_BEGIN, hop_report.README_END)
+    assert block == hop_report.markdown_table(report).rstrip()
