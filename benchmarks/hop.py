@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import http.client
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,7 @@ from benchmarks.stack import (
 from movierec.payloads import RankQuery, RetrievalCandidates, ScoredMovies
 
 APP = "hop"
+HOP_JSON = "hop.json"
 METHODS: tuple[str, ...] = ("noop", "retrieval", "rank")
 STAGE_NAMES: tuple[str, ...] = ("Echo", "EchoContent", "EchoFeatures", "EchoRanking")
 """The stage deployments: `Echo` also answers the single calls."""
@@ -353,6 +355,25 @@ def measure_http(
     }
 
 
+def measured_loop(
+    port: int, pids: Mapping[str, Sequence[int]], path: str, n: int, warmup: int, idle_s: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One ingress loop of `n` iterations (`GET {path}&n=...`, after an untimed one of
+    `warmup`): CPU ms per iteration of each named process group, idle subtracted, and the
+    loop's latency percentiles."""
+    meter = Meter(pids, idle_s)  # first: an idle keep-alive connection would be closed
+    client = Client(port)
+    try:
+        client.get(f"{path}&n={max(warmup, 1)}")
+        used: dict[str, float] = {}
+        with meter.window(used):
+            body = client.get(f"{path}&n={n}")
+    finally:
+        client.close()
+    cpu_ms = {name: 1000.0 * seconds / n for name, seconds in used.items()}
+    return cpu_ms, percentiles(json.loads(body)["latencies_ms"], (50, 99))
+
+
 def measure_calls(
     port: int,
     pids: Mapping[str, Sequence[int]],
@@ -361,31 +382,21 @@ def measure_calls(
     idle_s: float,
     gap_ms: float = 0.0,
 ) -> dict[str, dict[str, Any]]:
-    """Per method: `calls` sequential handle calls from the ingress replica to Echo, `gap_ms`
-    apart (0: back to back)."""
-    import json
-
-    meter = Meter(pids, idle_s)  # first: an idle keep-alive connection would be closed
-    client = Client(port)
+    """Per method: `calls` sequential handle calls from the ingress replica ("caller") to Echo
+    ("callee"), `gap_ms` apart (0: back to back)."""
     out = {}
-    try:
-        for method in METHODS:
-            client.get(f"/calls?method={method}&n={warmup}")
-            used: dict[str, float] = {}
-            with meter.window(used):
-                body = client.get(f"/calls?method={method}&n={calls}&gap_ms={gap_ms}")
-            stats = percentiles(json.loads(body)["latencies_ms"], (50, 99))
-            caller, callee = (1000.0 * used[name] / calls for name in ("caller", "callee"))
-            out[method] = {
-                "calls": calls,
-                "caller_cpu_ms": caller,
-                "callee_cpu_ms": callee,
-                "cpu_ms": caller + callee,
-                "p50_ms": stats["p50_ms"],
-                "p99_ms": stats["p99_ms"],
-            }
-    finally:
-        client.close()
+    for method in METHODS:
+        cpu, stats = measured_loop(
+            port, pids, f"/calls?method={method}&gap_ms={gap_ms}", calls, warmup, idle_s
+        )
+        out[method] = {
+            "calls": calls,
+            "caller_cpu_ms": cpu["caller"],
+            "callee_cpu_ms": cpu["callee"],
+            "cpu_ms": cpu["caller"] + cpu["callee"],
+            "p50_ms": stats["p50_ms"],
+            "p99_ms": stats["p99_ms"],
+        }
     return out
 
 
@@ -400,24 +411,12 @@ def measure_flows(
     """`flows` sequential runs of the Controller's call graph (three list calls at once to
     three stage deployments, then the rank call to a fourth): CPU per flow of the caller and
     of all callees, idle subtracted, and the flow's latency."""
-    import json
-
-    meter = Meter(pids, idle_s)  # first: an idle keep-alive connection would be closed
-    client = Client(port)
-    try:
-        client.get(f"/flows?n={max(warmup, 1)}")
-        used: dict[str, float] = {}
-        with meter.window(used):
-            body = client.get(f"/flows?n={flows}&gap_ms={gap_ms}")
-    finally:
-        client.close()
-    stats = percentiles(json.loads(body)["latencies_ms"], (50, 99))
-    caller, callees = (1000.0 * used[name] / flows for name in ("caller", "callees"))
+    cpu, stats = measured_loop(port, pids, f"/flows?gap_ms={gap_ms}", flows, warmup, idle_s)
     return {
         "flows": flows,
-        "caller_cpu_ms": caller,
-        "callees_cpu_ms": callees,
-        "cpu_ms": caller + callees,
+        "caller_cpu_ms": cpu["caller"],
+        "callees_cpu_ms": cpu["callees"],
+        "cpu_ms": cpu["caller"] + cpu["callees"],
         "p50_ms": stats["p50_ms"],
         "p99_ms": stats["p99_ms"],
     }
@@ -464,7 +463,6 @@ def run(
 ) -> dict[str, Any]:
     """Deploys the hop app on a private Ray instance (its processes get `env` on top of the
     Serve mode) and measures both; the JSON payload."""
-    import json
 
     started = load_average()
     port = free_port()
@@ -547,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="an environment variable for Ray's processes (a Serve knob to compare); repeatable",
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hop.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results") / HOP_JSON)
     parser.add_argument(
         "--gap-ms",
         type=float,

@@ -14,6 +14,7 @@ from pathlib import Path
 from benchmarks import (
     events,
     events_report,
+    hop,
     hop_report,
     load_render,
     replay,
@@ -51,6 +52,6 @@ def test_session_replay_table_matches_its_json() -> None:
 
 
 def test_hop_table_matches_its_json() -> None:
-    report = json.loads((RESULTS / "hop.json").read_text())
+    report = json.loads((RESULTS / hop.HOP_JSON).read_text())
     block = readme_block(ROOT / "README.md", hop_report.README_BEGIN, hop_report.README_END)
     assert block == hop_report.markdown_table(report).rstrip()
