@@ -32,6 +32,8 @@ from typing import Any
 import httpx
 import yaml
 
+from deployments.readiness import DeployWatch
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = ROOT / "serve_config.yaml"
 APP_NAME = "movierec"
@@ -226,7 +228,9 @@ def deploy_raw(raw: dict[str, Any], timeout: float = 600.0, app: str = APP_NAME)
     config's RUNNING status.
 
     Raises:
-        StackError: The app failed to deploy, or was not RUNNING within `timeout` seconds.
+        StackError: The app failed to deploy (`DeployWatch`: DEPLOY_FAILED, or UNHEALTHY for
+            longer than Serve takes to replace a replica), or was not RUNNING within
+            `timeout` seconds.
     """
     from ray import serve
     from ray.serve._private import api as serve_api
@@ -238,13 +242,15 @@ def deploy_raw(raw: dict[str, Any], timeout: float = 600.0, app: str = APP_NAME)
     )
     client.deploy_apps(schema, _blocking=False)
     deadline = time.monotonic() + timeout
+    watch = DeployWatch()
     time.sleep(1.0)
     while True:
         status = serve.status().applications.get(app)
-        if status is not None and status.status == "RUNNING":
+        verdict = watch.observe(None if status is None else status.status, time.monotonic())
+        if verdict == "running":
             return
-        if status is not None and status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
-            raise StackError(f"{app} {status.status}: {status.message[-2000:]}")
+        if verdict == "failed" and status is not None:
+            raise StackError(f"{app} {status.status.value}: {status.message[-2000:]}")
         if time.monotonic() > deadline:
             raise StackError(f"{app} not RUNNING after {timeout:g} s: {status}")
         time.sleep(0.5)

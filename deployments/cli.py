@@ -4,7 +4,8 @@ python -m deployments.cli ready [--variant ml-100k] [--mode eval]
     exit 0 if the artifacts tree exists (its manifest.json), 1 otherwise
 python -m deployments.cli wait [--url http://127.0.0.1:8000] [--timeout 600]
     wait until `serve status` shows the app RUNNING and /healthz answers; exit 1 on
-    DEPLOY_FAILED or timeout
+    DEPLOY_FAILED, on UNHEALTHY for longer than Serve takes to replace a replica
+    (`deployments.readiness`), or on timeout
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from deployments.readiness import DeployWatch
 
 APP_NAME = "movierec"
 
@@ -56,15 +59,17 @@ def _healthz(url: str) -> dict[str, Any] | None:
 def _wait(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     app: dict[str, Any] = {}
+    watch = DeployWatch()
     time.sleep(2.0)  # let a just-submitted config leave the previous RUNNING state
     while time.monotonic() < deadline:
         status = serve_status() or {}
         app = (status.get("applications") or {}).get(APP_NAME) or {}
         state = app.get("status")
-        if state in ("DEPLOY_FAILED", "UNHEALTHY"):
+        verdict = watch.observe(state, time.monotonic())
+        if verdict == "failed":
             print(f"{APP_NAME}: {state}\n{app.get('message', '')}", file=sys.stderr)
             return 1
-        health = _healthz(args.url) if state == "RUNNING" else None
+        health = _healthz(args.url) if verdict == "running" else None
         if health is not None:
             deployments = app.get("deployments") or {}
             print(f"{APP_NAME}: RUNNING at {args.url}")
