@@ -6,6 +6,7 @@ Online (serving):    OnlineFeatures.shared(redis_url, registry_path).
 The definitions themselves live in feature_repo/ (movierec_repo.py, feature_store.yaml).
 """
 
+import models.features.feast_import  # noqa: F401  (first: Feast without torch)
 from models.features.genres import GENRES, canonical_genres
 from models.features.runtime import OnlineFeatures, response_columns
 from models.features.snapshots import (
