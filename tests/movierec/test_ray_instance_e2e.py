@@ -1,6 +1,6 @@
 """The app started the way `make run` starts it (`movierec.ray_instance start`, then
 `serve run` through `ray_instance exec`, Serve's HAProxy mode), on tiny real artifacts and the
-embedded Redis:
+embedded Redis, without the ingress drain period (`benchmarks.stack.serve_mode_env`):
 
 * every listening socket of every process of the app is on loopback, or (what Ray and HAProxy
   bind to every interface and cannot be told otherwise) unreachable from the machine's
@@ -31,7 +31,7 @@ import psutil
 import pytest
 import yaml
 
-from benchmarks.stack import free_port, wait_healthy
+from benchmarks.stack import INGRESS_DRAIN_ENV, free_port, wait_healthy
 from deployments.serve_env import haproxy_dir, haproxy_paths, haproxy_ports, serve_env
 from movierec import netguard, ray_instance
 from movierec.redis_server import embedded_redis, read_state
@@ -93,6 +93,8 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
             **serve_env(),
             **haproxy_ports(stats_port, free_port()),
             **haproxy_paths(private),
+            # Nothing balances to this instance: `stop` need not wait Ray's 30 s ingress drain.
+            INGRESS_DRAIN_ENV: "0",
             "RAY_AUTH_MODE": "token",
             "MOVIEREC_RUN_DIR": str(run_dir),
             "MOVIEREC_NETGUARD": "on",
