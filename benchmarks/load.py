@@ -74,7 +74,7 @@ from benchmarks.stack import (
     serve_in_process,
     stage_status,
 )
-from deployments.serve_env import serve_env
+from deployments.serve_env import serve_env, uses_haproxy
 
 LOAD_JSON = "load.json"
 IDLE_SETTLE_S = 2.0
@@ -235,9 +235,10 @@ def _serve_mode(in_process: bool) -> str:
     if not in_process:
         return "as deployed at --url"
     env = serve_env()
-    if not env:
-        return "Ray Serve defaults (Python proxy, actor-task handles)"
-    return "HAProxy ingress, gRPC handles (" + ", ".join(f"{k}={v}" for k, v in env.items()) + ")"
+    mode = (
+        "HAProxy ingress, gRPC handles" if uses_haproxy(env) else "Python proxy, actor-task handles"
+    )
+    return f"{mode} (" + ", ".join(f"{k}={v}" for k, v in env.items()) + ")"
 
 
 _PACKAGES = ("numpy", "tensorflow", "ray", "redis", "feast", "fastapi", "uvicorn", "locust")

@@ -125,22 +125,31 @@ INGRESS_DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
 
 
 @contextlib.contextmanager
-def serve_mode_env(extra: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
+def serve_mode_env(
+    extra: Mapping[str, str] | None = None, *, default_mode: bool = False
+) -> Iterator[dict[str, str]]:
     """The environment of a throwaway Ray instance in this process, set in `os.environ` for
     the duration (restored after): the Serve mode of `deployments.serve_env` (as `make serve`
-    gives `ray start`), HAProxy's stats and metrics on free ports and its files (admin socket)
-    in a private temporary directory, no drain period for ingress replicas, plus `extra`.
+    gives `ray start`; `default_mode`: as `MOVIEREC_SERVE_DEFAULT_MODE=1 make serve` does),
+    HAProxy's stats and metrics on free ports and its files (admin socket) in a private
+    temporary directory, no drain period for ingress replicas, plus `extra`.
 
     The drain period: with direct ingress, an ingress replica that stops keeps answering for
     at least `RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S` (Ray's default 30 s), so that an
     external load balancer can take it out first, and `serve.shutdown()` waits for it (30 s
     per throwaway instance, then a timeout warning). Nothing outside balances to a throwaway
     instance, so it is 0 here; `make serve` keeps Ray's default."""
-    from deployments.serve_env import haproxy_paths, haproxy_ports, serve_env
+    from deployments.serve_env import (
+        DEFAULT_MODE_ENV,
+        haproxy_paths,
+        haproxy_ports,
+        serve_env,
+        uses_haproxy,
+    )
 
-    ray_env = serve_env()
+    ray_env = serve_env({**os.environ, DEFAULT_MODE_ENV: "1"} if default_mode else None)
     private = Path(tempfile.mkdtemp(prefix="mr-hap-"))  # mode 0700, short enough for sockets
-    if ray_env:
+    if uses_haproxy(ray_env):
         ray_env.update(haproxy_ports(free_port(), free_port()))
         ray_env.update(haproxy_paths(private))
         ray_env[INGRESS_DRAIN_ENV] = "0"

@@ -53,7 +53,11 @@ and 9101 unless set in the environment; `haproxy_ports` picks free ones for thro
 instances). Its admin socket is created mode 666 (`stats socket ... mode 666 level admin`),
 by default in the shared /tmp/haproxy-serve: `haproxy_paths` moves it, with HAProxy's other
 files, into a directory only the owner can enter (`haproxy_dir`: `<run dir>/haproxy`).
-Set `MOVIEREC_SERVE_DEFAULT_MODE=1` to run with Serve's defaults instead.
+Set `MOVIEREC_SERVE_DEFAULT_MODE=1` to run Serve's default proxy and handles instead (the
+Python proxy, actor-task handles). The worker niceness and the two intervals stay in that
+mode too: at nice 15 beside a 2-core CPU burner, Serve's HTTP proxy did not start within
+Serve's 60 s and the resilience tests all errored; at nice 0 the same run passed
+(`tests/deployments/test_resilience_e2e.py`, 2026-12-02).
 """
 
 from __future__ import annotations
@@ -68,30 +72,42 @@ from pathlib import Path
 DEFAULT_MODE_ENV = "MOVIEREC_SERVE_DEFAULT_MODE"
 """Set to 1 to leave Ray Serve in its default mode (Python proxy, actor-task handles)."""
 
-SERVE_ENV: Mapping[str, str] = {
+SERVE_MODE_ENV: Mapping[str, str] = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response",
     "RAY_SERVE_HAPROXY_RETRIES": "2",
+}
+"""The Serve mode proper: HAProxy ingress and gRPC handles (left out in the default mode)."""
+
+WORKER_ENV: Mapping[str, str] = {
     "RAY_worker_niceness": "0",
     "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
     "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000",
 }
+"""How Ray runs a serving app's processes on a small machine, in either mode."""
+
+SERVE_ENV: Mapping[str, str] = {**SERVE_MODE_ENV, **WORKER_ENV}
 """Environment of the Ray cluster's processes (see the module doc)."""
 
 HAPROXY_PORT_VARS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
 
 
 def serve_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables to set for the Ray cluster; {} when `MOVIEREC_SERVE_DEFAULT_MODE=1`.
+    """The variables to set for the Ray cluster; only `WORKER_ENV` when
+    `MOVIEREC_SERVE_DEFAULT_MODE=1`.
 
     Values already in `environ` (default: `os.environ`) win, so an operator can override
     any of them.
     """
     environ = os.environ if environ is None else environ
-    if environ.get(DEFAULT_MODE_ENV, "") == "1":
-        return {}
-    return {name: environ.get(name, value) for name, value in SERVE_ENV.items()}
+    chosen = WORKER_ENV if environ.get(DEFAULT_MODE_ENV, "") == "1" else SERVE_ENV
+    return {name: environ.get(name, value) for name, value in chosen.items()}
+
+
+def uses_haproxy(env: Mapping[str, str]) -> bool:
+    """Whether Ray started under `env` serves HTTP through HAProxy (the Serve mode)."""
+    return env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
 
 
 def haproxy_ports(stats_port: int, metrics_port: int) -> dict[str, str]:
@@ -145,7 +161,7 @@ def cluster_env() -> dict[str, str]:
     from movierec.settings import get_settings
 
     env = serve_env()
-    if env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+    if uses_haproxy(env):
         paths = haproxy_paths(haproxy_dir(get_settings().run_dir))
         env.update({name: os.environ.get(name, value) for name, value in paths.items()})
     return env

@@ -116,7 +116,8 @@ def serve_tiny_app(
         persist_redis: Redis with RDB snapshots, snapshotted after the load (as
             `models.pipeline` does), so a test can kill and restart it with its data.
         serve_mode: Ray in the Serve mode of `make run` (HAProxy, gRPC handles:
-            `benchmarks.stack.serve_mode_env`) instead of Serve's defaults.
+            `benchmarks.stack.serve_mode_env`) instead of Serve's default proxy and handles
+            (`MOVIEREC_SERVE_DEFAULT_MODE=1`; the workers at nice 0 either way).
         worker_node: Run on two Ray nodes on this machine: a head with 2 CPUs (the app's
             whole replica set fits on it) and a worker node with these `add_node`
             arguments (e.g. `num_cpus`); Serve spreads the replicas over both.
@@ -148,7 +149,7 @@ def serve_tiny_app(
             raw, "Controller", timeouts=RELAXED_TIMEOUTS if timeouts is None else timeouts
         )
         started = time.perf_counter()
-        mode = serve_mode_env() if serve_mode else contextlib.nullcontext()
+        mode = serve_mode_env(default_mode=not serve_mode)
         with mode, guarding_this_process(), _ray(worker_node, ray_init) as cluster:
             try:
                 deploy(raw)

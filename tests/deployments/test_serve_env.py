@@ -20,13 +20,20 @@ from deployments.serve_env import (
     haproxy_ports,
     main,
     serve_env,
+    uses_haproxy,
 )
 
 
 def test_serve_env_defaults_and_overrides() -> None:
     assert serve_env({}) == dict(SERVE_ENV)
     assert serve_env({"RAY_SERVE_ENABLE_HA_PROXY": "0"})["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
-    assert serve_env({DEFAULT_MODE_ENV: "1"}) == {}
+    default_mode = serve_env({DEFAULT_MODE_ENV: "1"})
+    assert default_mode == {
+        "RAY_worker_niceness": "0",
+        "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
+        "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000",
+    }
+    assert uses_haproxy(serve_env({})) and not uses_haproxy(default_mode)
 
 
 def test_haproxy_ports() -> None:
