@@ -55,8 +55,8 @@ by default in the shared /tmp/haproxy-serve: `haproxy_paths` moves it, with HAPr
 files, into a directory only the owner can enter (`haproxy_dir`: `<run dir>/haproxy`).
 Set `MOVIEREC_SERVE_DEFAULT_MODE=1` to run Serve's default proxy and handles instead (the
 Python proxy, actor-task handles). The worker niceness and the two intervals stay in that
-mode too: at nice 15 beside a 2-core CPU burner, Serve's HTTP proxy did not start within
-Serve's 60 s and the resilience tests all errored; at nice 0 the same run passed
+mode too: at nice 15 beside two busy loops at nice 0, Serve's HTTP proxy did not start
+within Serve's 60 s and the resilience tests all errored; at nice 0 they passed beside four
 (`tests/deployments/test_resilience_e2e.py`, 2026-12-02).
 """
 
