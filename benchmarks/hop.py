@@ -71,6 +71,7 @@ from benchmarks.stack import (
     private_ray,
 )
 from movierec.payloads import RankQuery, RetrievalCandidates, ScoredMovies
+from movierec.processes import stop_child
 
 APP = "hop"
 HOP_JSON = "hop.json"
@@ -434,12 +435,7 @@ def uvicorn_process(port: int) -> Iterator[int]:
         wait_answering(port, timeout=60.0)
         yield proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc, grace_s=10)
 
 
 def hop_config(port: int) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import httpx
 import yaml
 
 from deployments.readiness import DeployWatch
+from movierec.processes import stop_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = ROOT / "serve_config.yaml"
@@ -403,13 +404,7 @@ def monolith_process(
         wait_healthy(url, max(deadline - time.monotonic(), 10.0), check=alive)
         yield url, process.pid
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_child(process, grace_s=30, kill_wait_s=10)
         ready.unlink(missing_ok=True)
         ready.parent.rmdir()
 

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
+from movierec.processes import stop_child
 from movierec.settings import get_settings
 
 CONFIG_FILE = Path(__file__).resolve().parent / "prometheus.yml"
@@ -180,13 +181,7 @@ def running_prometheus(
             time.sleep(0.2)
         yield url
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_child(process, grace_s=15)
 
 
 def query(url: str, expr: str, timeout: float = 10.0) -> list[dict[str, Any]]:
